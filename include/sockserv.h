@@ -1,0 +1,338 @@
+/*
+ * sockserv.h - a socket server framework in C, after Python's socketserver.
+ *
+ * One request walks a straight line:
+ *
+ *   ss_serve_forever -> get_request (accept / recvfrom) -> verify_request
+ *     -> process_request (the mode: sync, threading, forking or pool)
+ *       -> finish_request: handler.setup, handler.handle, handler.finish
+ *       -> shutdown_request (close the connection, release the request)
+ *
+ * A server has a transport (TCP, UDP, Unix stream, Unix datagram, chosen by
+ * the address string and the socket type) and a mode (how requests run
+ * concurrently). Both are options; the handler API is the same for all.
+ *
+ * Conventions: functions return 0 (or a byte count) on success and -1 with
+ * errno set on failure. The library never prints except through the
+ * handle_error hook, never exits, opens every descriptor close-on-exec, never
+ * raises SIGPIPE and retries system calls interrupted by signals.
+ */
+#ifndef SOCKSERV_H
+#define SOCKSERV_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SS_API __attribute__((visibility("default")))
+#define SS_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define SS_API
+#define SS_PRINTF(f, a)
+#endif
+
+#define SS_VERSION_MAJOR 0
+#define SS_VERSION_MINOR 1
+#define SS_VERSION_PATCH 0
+
+typedef struct ss_server ss_server;
+typedef struct ss_request ss_request;
+
+/* Socket type: a byte stream (TCP, Unix stream) or datagrams (UDP, Unix
+ * datagram). Python's TCPServer/UnixStreamServer vs UDPServer/UnixDatagramServer. */
+typedef enum ss_socktype {
+    SS_STREAM = 0,
+    SS_DATAGRAM = 1
+} ss_socktype;
+
+/* How requests run (Python's mix-ins, plus a bounded pool). */
+typedef enum ss_mode {
+    SS_MODE_SYNC = 0,  /* one at a time, in the serving thread */
+    SS_MODE_THREADING, /* a new thread per request (ThreadingMixIn) */
+    SS_MODE_FORKING,   /* a new process per request (ForkingMixIn) */
+    SS_MODE_POOL       /* a fixed set of worker threads fed by a bounded queue */
+} ss_mode;
+
+/* What the pool does when its queue is full. */
+typedef enum ss_pool_full {
+    SS_POOL_WAIT = 0, /* stop taking requests until a slot frees: back-pressure
+                         into the kernel's listen backlog / socket buffer */
+    SS_POOL_REJECT    /* take the request and drop it at once: a stream
+                         connection is closed, a datagram is discarded; the
+                         reject hook (if set) runs first, e.g. to say "busy" */
+} ss_pool_full;
+
+/* Handler return values. Any other negative value counts as SS_ERROR. */
+#define SS_OK 0
+#define SS_ERROR (-1) /* like an Exception: handle_error runs, serving goes on */
+#define SS_ABORT (-2) /* like SystemExit: no handle_error; in sync mode the
+                         serve loop stops and returns -1 with errno ECANCELED;
+                         in threading/pool mode only this request ends; a
+                         forked child exits with status 1 */
+
+/*
+ * The request handler (Python's BaseRequestHandler). Every member may be NULL.
+ * setup runs first; if it returns non-zero, handle and finish are skipped
+ * (as in Python). finish runs whenever setup succeeded, even if handle failed.
+ * After finish, a datagram reply buffered with ss_write() is sent, and the
+ * request is shut down and released.
+ */
+typedef struct ss_handler {
+    int (*setup)(ss_request *req);
+    int (*handle)(ss_request *req);
+    void (*finish)(ss_request *req);
+} ss_handler;
+
+/*
+ * Server options. Call ss_options_init() first: it fills in Python's defaults,
+ * then set what you need. Where we differ from Python, the comment says why.
+ */
+typedef struct ss_options {
+    /* "127.0.0.1:8003", "[::1]:0", "[::]:21" (dual-stack), "localhost:80",
+     * "unix:/path/to/sock", "unix:@abstract". Port 0 binds an ephemeral port;
+     * ss_server_address() reads back the bound address. Default
+     * "127.0.0.1:0". */
+    const char *address;
+    ss_socktype type;           /* default SS_STREAM */
+    ss_mode mode;               /* default SS_MODE_SYNC */
+
+    int request_queue_size;     /* listen() backlog; default 5 as in Python
+                                   (up to 3.14); SOMAXCONN is allowed */
+    bool allow_reuse_address;   /* SO_REUSEADDR; default false */
+    bool allow_reuse_port;      /* SO_REUSEPORT; default false */
+    double timeout;             /* ss_handle_request() wait, seconds; < 0
+                                   means none (Python's None); default -1.
+                                   ss_serve_forever ignores it. */
+    size_t max_packet_size;     /* datagram receive size; default 8192.
+                                   Longer datagrams are truncated, as in
+                                   Python; ss_request_truncated() tells. */
+    bool daemon_threads;        /* threading: ss_server_close() does not wait
+                                   for these threads; default false */
+    bool block_on_close;        /* threading/forking/pool: ss_server_close()
+                                   waits for running requests; default true */
+    unsigned max_children;      /* forking: at most this many children; the
+                                   loop waits for one to exit; default 40 */
+    unsigned pool_workers;      /* pool: worker threads; default 8 */
+    unsigned pool_queue;        /* pool: queued requests beyond the busy
+                                   workers; default 64 */
+    ss_pool_full pool_full;     /* pool: policy when the queue is full */
+    size_t thread_stack_size;   /* threading/pool: bytes per thread stack;
+                                   0 = 512 KiB (default) */
+    bool disable_nagle_algorithm; /* TCP_NODELAY on accepted connections */
+    double request_timeout;     /* per-request socket timeout in seconds for
+                                   reads and writes (StreamRequestHandler.
+                                   timeout); < 0 = none (default) */
+    size_t wbufsize;            /* stream output buffer; 0 = unbuffered, every
+                                   ss_write() is sent at once (Python's
+                                   wbufsize = 0, the default) */
+    bool unlink_stale_unix;     /* unix: remove an existing socket file at the
+                                   path if nothing listens on it, and remove
+                                   the file we created on close; default true
+                                   (Python does neither, which leaves users
+                                   with EADDRINUSE after every crash) */
+
+    /* Hooks (Python's overridable BaseServer methods). NULL = default. */
+    /* Runs in the serving thread before process_request; false rejects the
+     * request, which is then shut down (closed) without a handler. */
+    bool (*verify_request)(ss_request *req);
+    /* Called when a handler returns SS_ERROR, when a request cannot be
+     * started (thread or process creation failed), and for server-level
+     * errors such as accept() failing with EMFILE (req is NULL then). err is
+     * an errno value. May run in any thread. Default: one line on stderr. */
+    void (*handle_error)(ss_server *srv, ss_request *req, int err);
+    /* Called by ss_handle_request() when the timeout passes. */
+    void (*handle_timeout)(ss_server *srv);
+    /* Called once per turn of the serve loop (after each request, and at
+     * least every poll_interval). */
+    void (*service_actions)(ss_server *srv);
+    /* pool + SS_POOL_REJECT: called in the serving thread for each request
+     * dropped because the queue is full, before it is closed. */
+    void (*reject)(ss_request *req);
+
+    void *user;                 /* yours; ss_server_user() returns it */
+} ss_options;
+
+/* Fill *opt with the defaults listed above. */
+SS_API void ss_options_init(ss_options *opt);
+
+/* ---- server lifecycle -------------------------------------------------- */
+
+/* Create the socket, bind and activate it (Python's bind_and_activate), and
+ * for pool mode start the workers. Returns NULL with errno set on failure
+ * (EINVAL for a bad option or address string, EADDRINUSE, EACCES, ...);
+ * nothing is leaked. The handler is copied. */
+SS_API ss_server *ss_server_new(const ss_options *opt, const ss_handler *h);
+
+/* Serve until ss_shutdown()/ss_shutdown_async(). poll_interval (seconds)
+ * bounds how often service_actions runs when idle; shutdown itself wakes the
+ * loop at once. Returns 0 after a shutdown, -1 on error (errno ECANCELED when
+ * a sync-mode handler returned SS_ABORT). A server may be served again. */
+SS_API int ss_serve_forever(ss_server *srv, double poll_interval);
+
+/* Wait for and handle one request, waiting at most opt.timeout (if >= 0).
+ * Returns 1 when a request was handled, 0 when the timeout passed (after
+ * handle_timeout ran, or when a shutdown was requested), -1 on error. */
+SS_API int ss_handle_request(ss_server *srv);
+
+/* Stop ss_serve_forever. From another thread: returns once the loop has
+ * stopped. From inside the loop (a sync-mode handler, a hook running in the
+ * serving thread) it cannot wait for itself: it asks the loop to stop after
+ * the current request and returns 0 at once. From a forked child it asks the
+ * parent's loop to stop and returns at once. If no loop is running, the next
+ * ss_serve_forever returns at once. Returns 0. */
+SS_API int ss_shutdown(ss_server *srv);
+
+/* Async-signal-safe: ask the loop to stop, without waiting. Safe in a
+ * SIGINT/SIGTERM handler. */
+SS_API void ss_shutdown_async(ss_server *srv);
+
+/* Install handlers so that signal signo calls ss_shutdown_async(srv)
+ * (SA_RESTART is not set, so blocking calls in the serving thread wake).
+ * One server per process can be the target; a later call replaces it.
+ * Returns 0, or -1 with errno. */
+SS_API int ss_shutdown_on_signal(ss_server *srv, int signo);
+
+/* Wait up to timeout seconds (< 0: without limit) for running requests
+ * (threads, children, pool work) to finish. Returns 0 when none is left,
+ * -1 with errno ETIMEDOUT otherwise. Does not stop the loop. */
+SS_API int ss_server_drain(ss_server *srv, double timeout);
+
+/* Number of requests being handled right now (threads, children, queued and
+ * running pool work, or the one sync request). */
+SS_API unsigned ss_server_active(ss_server *srv);
+
+/* Close the listening socket; with block_on_close wait for running requests
+ * (join non-daemon threads, wait for children, finish the pool's queue);
+ * without it, queued pool requests are dropped and children are only reaped
+ * if already done. Idempotent. Must not run while ss_serve_forever runs. */
+SS_API void ss_server_close(ss_server *srv);
+
+/* ss_server_close() if needed, then wait for any daemon threads still using
+ * the server, and free it. NULL is allowed. */
+SS_API void ss_server_free(ss_server *srv);
+
+/* The listening (stream) or receiving (datagram) socket, -1 after close. */
+SS_API int ss_server_fileno(const ss_server *srv);
+
+/* The bound address (getsockname), so a port of 0 can be read back.
+ * *len is in/out as for getsockname. Returns 0 or -1. */
+SS_API int ss_server_address(const ss_server *srv, struct sockaddr *addr, socklen_t *len);
+
+/* The bound address as text: "127.0.0.1:40001", "[::1]:40001",
+ * "unix:/path". Returns buf, or NULL (errno ENOSPC) if it does not fit. */
+SS_API char *ss_server_address_str(const ss_server *srv, char *buf, size_t size);
+
+/* The bound port (0 for Unix sockets). */
+SS_API int ss_server_port(const ss_server *srv);
+
+SS_API ss_mode ss_server_mode(const ss_server *srv);
+SS_API ss_socktype ss_server_type(const ss_server *srv);
+SS_API void *ss_server_user(const ss_server *srv);
+
+/* ---- the request ------------------------------------------------------- */
+
+SS_API ss_server *ss_request_server(const ss_request *req);
+
+/* Stream: the connected socket. Datagram: the server's socket (Python's
+ * request[1]); never close it. */
+SS_API int ss_request_fd(const ss_request *req);
+
+/* The client's address. *len receives its length. */
+SS_API const struct sockaddr *ss_request_client_address(const ss_request *req, socklen_t *len);
+
+/* The client's address as text ("127.0.0.1:5555", "[::1]:5555", "unix:/p"
+ * or "unix:" for an unbound peer). Valid while the request lives. */
+SS_API const char *ss_request_client_str(ss_request *req);
+
+/* Datagram: the bytes received (Python's request[0]) and their length; a
+ * zero-length datagram is a request like any other. NULL for streams. */
+SS_API const void *ss_request_data(const ss_request *req, size_t *len);
+
+/* Datagram: true when the datagram was longer than max_packet_size. */
+SS_API bool ss_request_truncated(const ss_request *req);
+
+SS_API bool ss_request_is_datagram(const ss_request *req);
+
+/* Per-request user pointer (NULL at start), for setup/handle/finish to share
+ * state, like attributes on Python's handler instance. */
+SS_API void *ss_request_user(const ss_request *req);
+SS_API void ss_request_set_user(ss_request *req, void *user);
+
+/* Stream: set the send and receive timeout of this connection (seconds,
+ * < 0 = none). A read or write that waits longer fails with ETIMEDOUT. */
+SS_API int ss_request_set_timeout(ss_request *req, double seconds);
+
+/* ---- reading (rfile) --------------------------------------------------- */
+/* For a stream these read the connection through a buffer; for a datagram
+ * they read the datagram's bytes, then report end of input. Timeouts fail
+ * with ETIMEDOUT. */
+
+/* Read one line: bytes up to and including '\n', at most size - 1 of them,
+ * then a NUL. Returns the byte count (0 at end of input); a line longer than
+ * size - 1 is returned in pieces (the piece has no '\n' at its end), as
+ * Python's readline(limit). -1 on error. */
+SS_API ssize_t ss_readline(ss_request *req, char *buf, size_t size);
+
+/* Read up to n bytes: buffered bytes first, otherwise one receive. Returns
+ * the count, 0 at end of input, -1 on error. */
+SS_API ssize_t ss_read(ss_request *req, void *buf, size_t n);
+
+/* Read exactly n bytes. Returns n, or -1 (errno ENODATA if the input ended
+ * first; the bytes read so far are lost). */
+SS_API ssize_t ss_read_exact(ss_request *req, void *buf, size_t n);
+
+/* Bytes already buffered and readable without waiting. */
+SS_API size_t ss_pending(const ss_request *req);
+
+/* ---- writing (wfile) --------------------------------------------------- */
+
+/* Stream: send all n bytes (partial sends and EINTR handled, no SIGPIPE) or
+ * fail; with wbufsize > 0 the bytes may wait in the buffer until ss_flush,
+ * a read that must wait, or the end of the request. Datagram: append to the
+ * reply, which is sent to the client after finish (even when empty, as
+ * Python does) unless ss_reply() was used. Returns n or -1 (EMSGSIZE when a
+ * datagram reply would exceed 65507 bytes). */
+SS_API ssize_t ss_write(ss_request *req, const void *buf, size_t n);
+
+/* Formatted ss_write. Returns the byte count or -1. */
+SS_API ssize_t ss_printf(ss_request *req, const char *fmt, ...) SS_PRINTF(2, 3);
+SS_API ssize_t ss_vprintf(ss_request *req, const char *fmt, va_list ap) SS_PRINTF(2, 0);
+
+/* Send what is buffered: the stream output buffer, or the datagram reply so
+ * far (which then counts as replied). Returns 0 or -1. */
+SS_API int ss_flush(ss_request *req);
+
+/* Datagram: send buf to the client as one datagram now (through the server
+ * socket); the buffered reply is then not sent at finish. Stream: same as
+ * ss_write. Returns n or -1. */
+SS_API ssize_t ss_reply(ss_request *req, const void *buf, size_t n);
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* Parse an address string as ss_options.address does, into *addr.
+ * Returns 0, or -1 with errno EINVAL (bad syntax) / ENOENT (unknown host) /
+ * ENAMETOOLONG (Unix path too long). */
+SS_API int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr,
+                            socklen_t *len);
+
+/* Format a socket address as text (the forms listed for
+ * ss_request_client_str). Returns buf, or NULL with errno. */
+SS_API char *ss_format_address(const struct sockaddr *addr, socklen_t len, char *buf,
+                               size_t size);
+
+/* The default handle_error: one line on stderr. Call it from your own hook
+ * to extend it (Python's super().handle_error()). */
+SS_API void ss_default_handle_error(ss_server *srv, ss_request *req, int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOCKSERV_H */

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages that building and testing sockserv needs.
+# As root this runs apt-get; otherwise it prints the command to run.
+set -u
+PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev lftp curl python3 pkg-config iproute2"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || {
+        echo "deps: apt-get install$missing failed" >&2; exit 1; }
+else
+    echo "deps: missing packages:$missing" >&2
+    echo "deps: run: sudo apt-get install$missing" >&2
+    exit 1
+fi
