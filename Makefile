@@ -127,7 +127,7 @@ $(BUILD)/obj/tests/%.o: tests/unit/%.c include/sockserv.h $(wildcard tests/unit/
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(FTPD_LIBS)
 
 deps:
 	@sh scripts/deps.sh
