@@ -37,6 +37,11 @@ int vfs_open_root(vfs *v, const char *root_dir);
 int vfs_open_root_fd(vfs *v, int dir_fd);
 void vfs_close(vfs *v);
 
+/* Checks a raw client argument of len bytes before it is used as a C string:
+ * EINVAL if it contains a NUL byte, ENAMETOOLONG if len >= VFS_PATH_MAX.
+ * Returns 0 if it is acceptable. */
+int vfs_check_arg(const char *arg, size_t len);
+
 /* The virtual absolute path of a client argument: "/a/b", never above "/",
  * no trailing slash (except "/" itself). path may be NULL or "" = cwd. */
 int vfs_normalize(const vfs *v, const char *path, char *out, size_t size);
@@ -47,7 +52,8 @@ int vfs_chdir(vfs *v, const char *path);
 const char *vfs_cwd(const vfs *v);
 
 /* Open a file beneath the root. flags as for open(2) (O_CLOEXEC is added);
- * mode for O_CREAT. Returns the descriptor. */
+ * mode for O_CREAT. Returns the descriptor. Only regular files and
+ * directories are opened: a FIFO, socket or device fails with EACCES. */
 int vfs_open(const vfs *v, const char *path, int flags, mode_t mode);
 /* Open a directory for listing; the DIR owns its descriptor. */
 DIR *vfs_opendir(const vfs *v, const char *path);
@@ -60,6 +66,9 @@ int vfs_mkdir(const vfs *v, const char *path, mode_t mode);
 int vfs_rmdir(const vfs *v, const char *path);
 int vfs_unlink(const vfs *v, const char *path);
 int vfs_rename(const vfs *v, const char *from, const char *to);
+/* chmod follows a final symlink only beneath the root (else EXDEV), applies
+ * only the permission bits (mode & 0777), and refuses "/" (EINVAL). mkdir of
+ * "/" fails with EEXIST; rmdir, unlink and rename of "/" with EINVAL. */
 int vfs_chmod(const vfs *v, const char *path, mode_t mode);
 
 /* Atomic replacement upload: create a new, empty temporary file in the
@@ -71,7 +80,9 @@ int vfs_open_temp(const vfs *v, const char *path, char *tmp, size_t size);
 int vfs_commit(const vfs *v, const char *tmp, const char *path);
 
 /* A unique new file name in the directory of path for STOU: opens it with
- * O_CREAT|O_EXCL|O_WRONLY and writes its virtual path to out. */
+ * O_CREAT|O_EXCL|O_WRONLY and writes its virtual path to out.
+ * dir_path names the directory itself (NULL or "" = cwd); the new name is
+ * "stou." followed by 16 random hex digits. Returns the descriptor. */
 int vfs_create_unique(const vfs *v, const char *dir_path, char *out, size_t size);
 
 #endif
