@@ -1,0 +1,144 @@
+/*
+ * internal.h - what the library's modules share. Nothing here is public.
+ * Shared helpers carry the ss__ prefix.
+ */
+#ifndef SOCKSERV_INTERNAL_H
+#define SOCKSERV_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "sockserv.h"
+
+/* Limits, in one place. */
+#define SS__ADDRSTRLEN 120          /* "unix:" + 107-byte path, or "[v6]:port" */
+#define SS__RBUF_SIZE 8192          /* stream read buffer per request */
+#define SS__DGRAM_REPLY_MAX 65507   /* largest UDP payload */
+#define SS__DEFAULT_STACK (512u * 1024u)
+#define SS__BACKOFF_MIN_MS 10       /* accept() out of descriptors: first pause */
+#define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
+
+struct ss_request {
+    ss_server *srv;
+    int fd;                 /* stream: the connection; datagram: server socket */
+    bool dgram;
+    bool truncated;
+    bool eof;
+    bool replied;           /* datagram: a reply went out already */
+    bool rejected;          /* pool: taken only to be dropped */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    void *user;
+
+    /* Input: stream read buffer, or the datagram's bytes. */
+    char *in;
+    size_t in_cap, in_pos, in_len;
+
+    /* Output: stream write buffer (wbufsize > 0) or datagram reply. */
+    char *out;
+    size_t out_cap, out_len;
+
+    char peer[SS__ADDRSTRLEN];
+};
+
+/* A concurrency strategy (Python's mix-ins) as a table of functions. */
+typedef struct ss__mode {
+    const char *name;
+    bool poll_first;    /* wait for readiness before trying get_request */
+    int (*init)(ss_server *srv);
+    /* The request object the next get_request fills, or NULL when the mode
+     * cannot take one now (pool full with SS_POOL_WAIT): the loop then waits
+     * on mode_wait_fd as well as the wakeup descriptor. */
+    ss_request *(*acquire)(ss_server *srv);
+    /* Run the request; takes over the object obtained from acquire.
+     * Returns 0, or SS_ABORT to stop the serve loop (sync mode). */
+    int (*process)(ss_server *srv, ss_request *req);
+    /* Give back an object from acquire that carries no request to run. */
+    void (*release)(ss_server *srv, ss_request *req);
+    void (*service)(ss_server *srv);           /* each loop turn (may be NULL) */
+    unsigned (*active)(ss_server *srv);
+    int (*drain)(ss_server *srv, double timeout);
+    void (*close)(ss_server *srv);             /* honour block_on_close */
+    void (*destroy)(ss_server *srv);           /* after close: free everything */
+} ss__mode;
+
+extern const ss__mode ss__mode_sync;
+extern const ss__mode ss__mode_thread;
+extern const ss__mode ss__mode_fork;
+extern const ss__mode ss__mode_pool;
+
+struct ss_server {
+    ss_options opt;
+    char *address;              /* our copy of opt.address */
+    ss_handler handler;
+    const ss__mode *mode;
+    void *mode_state;
+    int mode_wait_fd;           /* readable when acquire may succeed again */
+
+    int fd;                     /* listening / receiving socket */
+    int family;
+    int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
+    int wakefd;                 /* eventfd: readable = stop requested */
+    struct sockaddr_storage bound;
+    socklen_t boundlen;
+    char *unix_path;            /* file we created, removed on close */
+    dev_t unix_dev;
+    ino_t unix_ino;
+
+    atomic_int stop;            /* a stop was requested */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running;               /* a serve loop is running */
+    pthread_t loop_thread;
+    pid_t owner_pid;            /* the process that created the server */
+    bool closed;
+
+    ss_request *sync_req;       /* reused request object (sync, forking) */
+    unsigned backoff_ms;        /* > 0: accept() is paused after EMFILE */
+    bool backoff_reported;
+    atomic_uint sync_active;
+};
+
+/* request.c */
+ss_request *ss__request_new(ss_server *srv);
+void ss__request_reset(ss_request *req);
+void ss__request_free(ss_request *req);
+int ss__finish_request(ss_request *req);
+void ss__shutdown_request(ss_request *req);
+void ss__close_request(ss_request *req);
+void ss__handle_error(ss_server *srv, ss_request *req, int err);
+
+/* transport.c: get_request for streams (accept4) and datagrams (recvfrom).
+ * Returns 1 with *req filled, 0 when nothing is waiting, -1 on an error the
+ * loop must report (errno set). */
+int ss__get_request(ss_server *srv, ss_request *req);
+
+/* socket.c */
+int ss__open_server_socket(ss_server *srv);
+void ss__close_server_socket(ss_server *srv);
+
+/* sysutil.c: system calls wrapped once. */
+ssize_t ss__send_all(int fd, const void *buf, size_t n);
+ssize_t ss__recv(int fd, void *buf, size_t n);
+int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2);
+int ss__set_sock_timeout(int fd, double seconds);
+double ss__now(void);
+int ss__ms_until(double deadline);
+void ss__close(int fd);
+int ss__block_signals(sigset_t *old);
+
+/* stream.c and datagram.c: the rfile/wfile halves. */
+ssize_t ss__stream_fill(ss_request *req);
+int ss__stream_flush(ss_request *req);
+int ss__dgram_finish_reply(ss_request *req);
+
+/* server.c */
+bool ss__stop_requested(ss_server *srv);
+void ss__wake_loop(ss_server *srv);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * mode_fork.c - a new process per request (Python's ForkingMixIn).
+ *
+ * Children are tracked by pid (and, where the kernel has it, a pidfd to wait
+ * on); only tracked pids are ever reaped, so children the application forks
+ * itself are left alone for it to wait for. Reaping happens in
+ * service_actions each loop turn, as in Python; there is no SIGCHLD
+ * handler to steal the application's children. At max_children the loop
+ * waits for one of its own children to end before it forks again.
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct child {
+    pid_t pid;
+    int pidfd; /* -1 when pidfd_open is not available */
+} child;
+
+typedef struct fork_state {
+    child *kids;
+    size_t n, cap;
+} fork_state;
+
+static fork_state *state(ss_server *srv)
+{
+    return srv->mode_state;
+}
+
+static int fork_init(ss_server *srv)
+{
+    fork_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return -1;
+    st->cap = srv->opt.max_children;
+    st->kids = calloc(st->cap, sizeof *st->kids);
+    if (st->kids == NULL) {
+        free(st);
+        return -1;
+    }
+    srv->mode_state = st;
+    return 0;
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        /* pidfds are close-on-exec already (kernel sets O_CLOEXEC). */
+        return (int)fd;
+    }
+#endif
+    (void)pid;
+    return -1;
+}
+
+static void forget(fork_state *st, size_t i)
+{
+    ss__close(st->kids[i].pidfd);
+    st->kids[i] = st->kids[--st->n];
+}
+
+/* Reap tracked children; blocking waits for each in turn. */
+static void collect_children(ss_server *srv, bool blocking)
+{
+    fork_state *st = state(srv);
+    for (size_t i = 0; i < st->n;) {
+        pid_t r;
+        int status;
+        do
+            r = waitpid(st->kids[i].pid, &status, blocking ? 0 : WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == st->kids[i].pid || (r < 0 && errno == ECHILD))
+            forget(st, i); /* done, or someone else reaped it */
+        else
+            i++;
+    }
+}
+
+/* Wait until one tracked child ends, the deadline passes, or (with
+ * watch_stop) a stop is requested, which then sets the stop flag. */
+static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
+{
+    fork_state *st = state(srv);
+    struct pollfd pfd[st->cap + 1];
+    nfds_t n = 0;
+
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->kids[i].pidfd < 0)
+            continue;
+        pfd[n].fd = st->kids[i].pidfd;
+        pfd[n].events = POLLIN;
+        n++;
+    }
+    bool have_pidfds = n == st->n;
+    if (watch_stop) {
+        pfd[n].fd = srv->wakefd;
+        pfd[n].events = POLLIN;
+        n++;
+    }
+    int ms = ss__ms_until(deadline);
+    if (!have_pidfds && (ms < 0 || ms > 10))
+        ms = 10; /* no pidfd for some child: look again shortly */
+    if (poll(pfd, n, ms) > 0 && watch_stop && pfd[n - 1].revents)
+        atomic_store_explicit(&srv->stop, 1, memory_order_release);
+}
+
+static ss_request *fork_acquire(ss_server *srv)
+{
+    return srv->sync_req;
+}
+
+static void fork_release(ss_server *srv, ss_request *req)
+{
+    (void)srv;
+    ss__request_reset(req);
+}
+
+static int fork_process(ss_server *srv, ss_request *req)
+{
+    fork_state *st = state(srv);
+
+    collect_children(srv, false);
+    while (st->n >= st->cap) {
+        if (ss__stop_requested(srv)) {
+            /* Stopping: this request will not be served. */
+            ss__shutdown_request(req);
+            ss__request_reset(req);
+            return 0;
+        }
+        wait_any_child(srv, (double)INFINITY, true);
+        collect_children(srv, false);
+    }
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        ss__handle_error(srv, req, errno);
+        ss__shutdown_request(req);
+        ss__request_reset(req);
+        return 0;
+    }
+    if (pid == 0) {
+        /* The child serves this one request and exits without returning
+         * into the loop, without atexit handlers or stdio flushes of the
+         * parent's (hence _exit). */
+        if (srv->socktype == SOCK_STREAM) {
+            ss__close(srv->fd); /* the child accepts nothing */
+            srv->fd = -1;
+        }
+        int rc = ss__finish_request(req);
+        ss__shutdown_request(req);
+        _exit(rc == SS_OK ? 0 : 1);
+    }
+    /* Parent: plain close, no shutdown(): that would cut the child's
+     * connection too. */
+    st->kids[st->n].pid = pid;
+    st->kids[st->n].pidfd = open_pidfd(pid);
+    st->n++;
+    ss__close_request(req);
+    ss__request_reset(req);
+    return 0;
+}
+
+static void fork_service(ss_server *srv)
+{
+    if (state(srv)->n > 0)
+        collect_children(srv, false);
+}
+
+static unsigned fork_active(ss_server *srv)
+{
+    collect_children(srv, false);
+    return (unsigned)state(srv)->n;
+}
+
+static int fork_drain(ss_server *srv, double timeout)
+{
+    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+    collect_children(srv, false);
+    while (state(srv)->n > 0) {
+        if (ss__ms_until(deadline) == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        wait_any_child(srv, deadline, false);
+        collect_children(srv, false);
+    }
+    return 0;
+}
+
+static void fork_close(ss_server *srv)
+{
+    collect_children(srv, srv->opt.block_on_close);
+}
+
+static void fork_destroy(ss_server *srv)
+{
+    fork_state *st = state(srv);
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->n; i++)
+        ss__close(st->kids[i].pidfd);
+    free(st->kids);
+    free(st);
+    srv->mode_state = NULL;
+}
+
+const ss__mode ss__mode_fork = {
+    .name = "forking",
+    .poll_first = true,
+    .init = fork_init,
+    .acquire = fork_acquire,
+    .process = fork_process,
+    .release = fork_release,
+    .service = fork_service,
+    .active = fork_active,
+    .drain = fork_drain,
+    .close = fork_close,
+    .destroy = fork_destroy,
+};

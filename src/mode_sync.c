@@ -1,0 +1,90 @@
+/*
+ * mode_sync.c - one request at a time, in the serving thread (Python's plain
+ * TCPServer/UDPServer). One request object is reused: no allocation, lock or
+ * extra system call per request.
+ */
+#include <errno.h>
+#include <math.h>
+
+#include "internal.h"
+
+static ss_request *sync_acquire(ss_server *srv)
+{
+    return srv->sync_req;
+}
+
+static void sync_release(ss_server *srv, ss_request *req)
+{
+    (void)srv;
+    ss__request_reset(req);
+}
+
+static int sync_process(ss_server *srv, ss_request *req)
+{
+    atomic_store_explicit(&srv->sync_active, 1, memory_order_relaxed);
+    int rc = ss__finish_request(req);
+    ss__shutdown_request(req);
+    ss__request_reset(req);
+    atomic_store_explicit(&srv->sync_active, 0, memory_order_relaxed);
+    return rc == SS_ABORT ? SS_ABORT : 0;
+}
+
+static unsigned sync_active(ss_server *srv)
+{
+    return atomic_load_explicit(&srv->sync_active, memory_order_relaxed);
+}
+
+/* Requests run inside the loop; when the loop is not in one, none runs. */
+static int sync_drain(ss_server *srv, double timeout)
+{
+    (void)timeout;
+    if (sync_active(srv) != 0 && !pthread_equal(srv->loop_thread, pthread_self())) {
+        /* Wait for the loop to leave the request it is in. */
+        double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+        pthread_mutex_lock(&srv->mu);
+        while (sync_active(srv) != 0 && srv->running) {
+            int ms = ss__ms_until(deadline);
+            if (ms == 0)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int step = ms < 0 || ms > 10 ? 10 : ms;
+            ts.tv_nsec += (long)step * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        }
+        pthread_mutex_unlock(&srv->mu);
+    }
+    if (sync_active(srv) != 0 && !pthread_equal(srv->loop_thread, pthread_self())) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    return 0;
+}
+
+static void sync_close(ss_server *srv)
+{
+    (void)srv;
+}
+
+static void sync_destroy(ss_server *srv)
+{
+    (void)srv;
+}
+
+const ss__mode ss__mode_sync = {
+    .name = "sync",
+    .poll_first = false,
+    .init = NULL,
+    .acquire = sync_acquire,
+    .process = sync_process,
+    .release = sync_release,
+    .service = NULL,
+    .active = sync_active,
+    .drain = sync_drain,
+    .close = sync_close,
+    .destroy = sync_destroy,
+};

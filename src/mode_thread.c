@@ -1,0 +1,256 @@
+/*
+ * mode_thread.c - a new thread per request (Python's ThreadingMixIn).
+ *
+ * Threads whose requests server_close must wait for (block_on_close and not
+ * daemon_threads) are created joinable; when one ends it puts its id on a
+ * list of finished threads, which the next request (or close) joins, so the
+ * list stays short however long the server runs (bpo-37193). All others are
+ * detached. A count of running threads serves close, drain and free, which
+ * must outwait even daemon threads before the server's memory goes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+typedef struct thread_state {
+    pthread_mutex_t mu;
+    pthread_cond_t idle;       /* running dropped to 0 */
+    unsigned running;
+    pthread_t *done;           /* finished joinable threads, to join */
+    size_t ndone, done_cap;
+    ss_request *spare;         /* object for the next get_request */
+    pthread_attr_t attr_joinable;
+    pthread_attr_t attr_detached;
+} thread_state;
+
+typedef struct thread_arg {
+    ss_request *req;
+    bool joinable;
+} thread_arg;
+
+static thread_state *state(ss_server *srv)
+{
+    return srv->mode_state;
+}
+
+static int thread_init(ss_server *srv)
+{
+    thread_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return -1;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->idle, NULL);
+    pthread_attr_init(&st->attr_joinable);
+    pthread_attr_init(&st->attr_detached);
+    pthread_attr_setdetachstate(&st->attr_detached, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&st->attr_joinable, srv->opt.thread_stack_size);
+    pthread_attr_setstacksize(&st->attr_detached, srv->opt.thread_stack_size);
+    srv->mode_state = st;
+    return 0;
+}
+
+static bool tracked(ss_server *srv)
+{
+    return srv->opt.block_on_close && !srv->opt.daemon_threads;
+}
+
+/* Join the threads that have finished. Called without st->mu held. */
+static void join_done(thread_state *st)
+{
+    pthread_t batch[64];
+    size_t n;
+
+    do {
+        pthread_mutex_lock(&st->mu);
+        n = st->ndone < 64 ? st->ndone : 64;
+        st->ndone -= n;
+        memcpy(batch, st->done + st->ndone, n * sizeof *batch);
+        pthread_mutex_unlock(&st->mu);
+        for (size_t i = 0; i < n; i++)
+            pthread_join(batch[i], NULL);
+    } while (n == 64);
+}
+
+static ss_request *thread_acquire(ss_server *srv)
+{
+    thread_state *st = state(srv);
+    if (st->spare == NULL)
+        st->spare = ss__request_new(srv);
+    return st->spare;
+}
+
+static void thread_release(ss_server *srv, ss_request *req)
+{
+    (void)srv;
+    ss__request_reset(req);
+}
+
+static void *request_thread(void *p)
+{
+    thread_arg *arg = p;
+    ss_request *req = arg->req;
+    ss_server *srv = req->srv;
+    thread_state *st = state(srv);
+    bool joinable = arg->joinable;
+
+    free(arg);
+    /* Python's process_request_thread: errors were reported by
+     * finish_request; SS_ABORT ends only this request. */
+    (void)ss__finish_request(req);
+    ss__shutdown_request(req);
+    ss__request_free(req);
+
+    pthread_mutex_lock(&st->mu);
+    if (joinable) {
+        if (st->ndone == st->done_cap) {
+            size_t cap = st->done_cap ? st->done_cap * 2 : 16;
+            pthread_t *d = realloc(st->done, cap * sizeof *d);
+            if (d != NULL) {
+                st->done = d;
+                st->done_cap = cap;
+            }
+        }
+        if (st->ndone < st->done_cap)
+            st->done[st->ndone++] = pthread_self();
+        else
+            pthread_detach(pthread_self()); /* out of memory: nobody will join */
+    }
+    if (--st->running == 0)
+        pthread_cond_broadcast(&st->idle);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+static int thread_process(ss_server *srv, ss_request *req)
+{
+    thread_state *st = state(srv);
+    bool joinable = tracked(srv);
+    pthread_t tid;
+    sigset_t old;
+    int err;
+
+    st->spare = NULL; /* the thread owns the object now */
+    if (joinable)
+        join_done(st);
+
+    thread_arg *arg = malloc(sizeof *arg);
+    if (arg == NULL) {
+        err = errno;
+        goto fail;
+    }
+    arg->req = req;
+    arg->joinable = joinable;
+    pthread_mutex_lock(&st->mu);
+    st->running++;
+    pthread_mutex_unlock(&st->mu);
+
+    ss__block_signals(&old);
+    err = pthread_create(&tid, joinable ? &st->attr_joinable : &st->attr_detached,
+                         request_thread, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err == 0)
+        return 0;
+
+    free(arg);
+    pthread_mutex_lock(&st->mu);
+    if (--st->running == 0)
+        pthread_cond_broadcast(&st->idle);
+    pthread_mutex_unlock(&st->mu);
+fail:
+    /* No thread: report it, close the request, keep serving. */
+    ss__handle_error(srv, req, err);
+    ss__shutdown_request(req);
+    ss__request_free(req);
+    return 0;
+}
+
+static unsigned thread_active(ss_server *srv)
+{
+    thread_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    unsigned n = st->running;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static int wait_idle(thread_state *st, double timeout)
+{
+    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->mu);
+    while (st->running > 0) {
+        if (isinf(deadline)) {
+            pthread_cond_wait(&st->idle, &st->mu);
+            continue;
+        }
+        int ms = ss__ms_until(deadline);
+        if (ms == 0) {
+            rc = -1;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&st->idle, &st->mu, &ts);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (rc < 0)
+        errno = ETIMEDOUT;
+    return rc;
+}
+
+static int thread_drain(ss_server *srv, double timeout)
+{
+    int rc = wait_idle(state(srv), timeout);
+    join_done(state(srv));
+    return rc;
+}
+
+static void thread_close(ss_server *srv)
+{
+    if (tracked(srv))
+        (void)wait_idle(state(srv), -1);
+    join_done(state(srv));
+}
+
+static void thread_destroy(ss_server *srv)
+{
+    thread_state *st = state(srv);
+    if (st == NULL)
+        return;
+    /* Daemon threads still use the server: outwait them before freeing. */
+    (void)wait_idle(st, -1);
+    join_done(st);
+    ss__request_free(st->spare);
+    free(st->done);
+    pthread_attr_destroy(&st->attr_joinable);
+    pthread_attr_destroy(&st->attr_detached);
+    pthread_cond_destroy(&st->idle);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+    srv->mode_state = NULL;
+}
+
+const ss__mode ss__mode_thread = {
+    .name = "threading",
+    .poll_first = false,
+    .init = thread_init,
+    .acquire = thread_acquire,
+    .process = thread_process,
+    .release = thread_release,
+    .service = NULL,
+    .active = thread_active,
+    .drain = thread_drain,
+    .close = thread_close,
+    .destroy = thread_destroy,
+};

@@ -1,0 +1,485 @@
+/*
+ * server.c - the server's lifecycle: create (bind and activate), the serve
+ * loop (serve_forever / handle_request / handle_request_noblock), shutdown,
+ * drain and close. The mode's table (mode_*.c) decides how a request runs.
+ */
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void ss_options_init(ss_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->address = "127.0.0.1:0";
+    opt->type = SS_STREAM;
+    opt->mode = SS_MODE_SYNC;
+    /* Python 3.15 moved to SOMAXCONN too: a backlog of 5 drops connections
+     * under the lightest load (gh-80184). */
+    opt->request_queue_size = SOMAXCONN;
+    opt->allow_reuse_address = false;
+    opt->allow_reuse_port = false;
+    opt->timeout = -1;
+    opt->max_packet_size = 8192;
+    opt->daemon_threads = false;
+    opt->block_on_close = true;
+    opt->max_children = 40;
+    opt->pool_workers = 8;
+    opt->pool_queue = 64;
+    opt->pool_full = SS_POOL_WAIT;
+    opt->thread_stack_size = 0;
+    opt->disable_nagle_algorithm = false;
+    opt->request_timeout = -1;
+    opt->wbufsize = 0;
+    opt->unlink_stale_unix = true;
+}
+
+static const ss__mode *mode_table(ss_mode m)
+{
+    switch (m) {
+    case SS_MODE_SYNC:
+        return &ss__mode_sync;
+    case SS_MODE_THREADING:
+        return &ss__mode_thread;
+    case SS_MODE_FORKING:
+        return &ss__mode_fork;
+    case SS_MODE_POOL:
+        return &ss__mode_pool;
+    }
+    return NULL;
+}
+
+ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
+{
+    ss_options defaults;
+    ss_server *srv = NULL;
+    int err;
+
+    if (opt == NULL) {
+        ss_options_init(&defaults);
+        opt = &defaults;
+    }
+    const ss__mode *mode = mode_table(opt->mode);
+    if (mode == NULL || opt->address == NULL || opt->request_queue_size < 0 ||
+        (opt->type != SS_STREAM && opt->type != SS_DATAGRAM) ||
+        (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) || opt->max_packet_size > (1u << 30)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return NULL;
+    srv->opt = *opt;
+    srv->fd = -1;
+    srv->wakefd = -1;
+    srv->mode_wait_fd = -1;
+    srv->mode = mode;
+    srv->owner_pid = getpid();
+    if (h != NULL)
+        srv->handler = *h;
+    if (srv->opt.max_children == 0)
+        srv->opt.max_children = 40;
+    if (srv->opt.thread_stack_size == 0)
+        srv->opt.thread_stack_size = SS__DEFAULT_STACK;
+    atomic_init(&srv->stop, 0);
+    atomic_init(&srv->sync_active, 0);
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->cv, NULL);
+
+    srv->address = strdup(opt->address);
+    if (srv->address == NULL)
+        goto fail;
+    srv->opt.address = srv->address;
+    srv->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->wakefd < 0)
+        goto fail;
+    if (ss__open_server_socket(srv) < 0)
+        goto fail;
+    srv->sync_req = ss__request_new(srv);
+    if (srv->sync_req == NULL)
+        goto fail;
+    if (srv->mode->init != NULL && srv->mode->init(srv) < 0)
+        goto fail;
+    return srv;
+
+fail:
+    err = errno;
+    ss__close_server_socket(srv);
+    ss__close(srv->wakefd);
+    ss__request_free(srv->sync_req);
+    free(srv->address);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cv);
+    free(srv);
+    errno = err;
+    return NULL;
+}
+
+bool ss__stop_requested(ss_server *srv)
+{
+    return atomic_load_explicit(&srv->stop, memory_order_acquire) != 0;
+}
+
+/* Async-signal-safe: an atomic store and a write(2). */
+void ss__wake_loop(ss_server *srv)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t w = write(srv->wakefd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
+    errno = saved;
+}
+
+void ss_shutdown_async(ss_server *srv)
+{
+    if (srv == NULL)
+        return;
+    atomic_store_explicit(&srv->stop, 1, memory_order_release);
+    ss__wake_loop(srv);
+}
+
+static void drain_wakefd(ss_server *srv)
+{
+    uint64_t v;
+    while (read(srv->wakefd, &v, sizeof v) > 0)
+        ;
+}
+
+int ss_shutdown(ss_server *srv)
+{
+    if (srv == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (getpid() != srv->owner_pid) {
+        /* A forked child: the flag lives in the parent's memory, but the
+         * wakeup descriptor is shared; the parent's loop stops on it. */
+        ss__wake_loop(srv);
+        return 0;
+    }
+    pthread_mutex_lock(&srv->mu);
+    atomic_store_explicit(&srv->stop, 1, memory_order_release);
+    ss__wake_loop(srv);
+    if (srv->running && !pthread_equal(srv->loop_thread, pthread_self())) {
+        while (srv->running)
+            pthread_cond_wait(&srv->cv, &srv->mu);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+}
+
+/* ---- stopping on a signal --------------------------------------------- */
+
+static _Atomic(ss_server *) signal_target;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    ss_server *srv = atomic_load(&signal_target);
+    if (srv != NULL)
+        ss_shutdown_async(srv);
+}
+
+int ss_shutdown_on_signal(ss_server *srv, int signo)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking call should see EINTR */
+    atomic_store(&signal_target, srv);
+    return sigaction(signo, &sa, NULL);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/* accept() ran out of descriptors or memory: report it once, then pause
+ * accepting for a while (doubling) instead of spinning on a listening socket
+ * that stays readable. Serving resumes by itself once descriptors free up. */
+static void start_backoff(ss_server *srv, int err)
+{
+    if (!srv->backoff_reported) {
+        ss__handle_error(srv, NULL, err);
+        srv->backoff_reported = true;
+    }
+    if (srv->backoff_ms == 0)
+        srv->backoff_ms = SS__BACKOFF_MIN_MS;
+    else if (srv->backoff_ms < SS__BACKOFF_MAX_MS)
+        srv->backoff_ms = srv->backoff_ms * 2 > SS__BACKOFF_MAX_MS ? SS__BACKOFF_MAX_MS
+                                                                    : srv->backoff_ms * 2;
+}
+
+/* Python's _handle_request_noblock: get, verify, process. Returns 1 when a
+ * request was taken, 0 when none was waiting (or the mode is full), -1 when
+ * the loop must stop (SS_ABORT, errno ECANCELED). */
+static int handle_request_noblock(ss_server *srv)
+{
+    ss_request *req = srv->mode->acquire(srv);
+    if (req == NULL)
+        return 0;
+    int got = ss__get_request(srv, req);
+    if (got <= 0) {
+        if (got < 0) {
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+                start_backoff(srv, err);
+            else
+                ss__handle_error(srv, NULL, err);
+        }
+        else if (srv->backoff_ms > 0) {
+            /* Nothing waiting any more: the episode is over. */
+            srv->backoff_ms = 0;
+            srv->backoff_reported = false;
+        }
+        srv->mode->release(srv, req);
+        return 0;
+    }
+    if (srv->backoff_reported) {
+        srv->backoff_reported = false;
+        srv->backoff_ms = 0;
+    }
+    if (srv->opt.verify_request != NULL && !srv->opt.verify_request(req)) {
+        ss__shutdown_request(req);
+        srv->mode->release(srv, req);
+        return 1;
+    }
+    if (srv->mode->process(srv, req) == SS_ABORT) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 1;
+}
+
+static void service_actions(ss_server *srv)
+{
+    if (srv->mode->service != NULL)
+        srv->mode->service(srv);
+    if (srv->opt.service_actions != NULL)
+        srv->opt.service_actions(srv);
+}
+
+/* Wait until the server socket is readable (or the mode can take work
+ * again), a stop is requested, or timeout_ms passes. Returns 1 when a
+ * request may be waiting, 0 otherwise. */
+static int wait_ready(ss_server *srv, int timeout_ms)
+{
+    bool sock_ready, wake_ready;
+    int fd;
+
+    if (srv->backoff_ms > 0) {
+        fd = -1; /* pausing accept(): only a stop may wake us early */
+        if (timeout_ms < 0 || timeout_ms > (int)srv->backoff_ms)
+            timeout_ms = (int)srv->backoff_ms;
+    } else {
+        fd = srv->mode_wait_fd >= 0 ? srv->mode_wait_fd : srv->fd;
+    }
+    if (ss__poll(fd, srv->wakefd, timeout_ms, &sock_ready, &wake_ready) < 0)
+        return 0; /* EINTR: the caller looks at the clock and the flag */
+    if (wake_ready) {
+        /* Any write to the wakeup descriptor is a stop request, also one
+         * from a forked child that could not set our flag. */
+        atomic_store_explicit(&srv->stop, 1, memory_order_release);
+        return 0;
+    }
+    if (srv->backoff_ms > 0 && fd < 0) {
+        /* The pause is over: try accept() again on the next turn. */
+        return 1;
+    }
+    return sock_ready ? 1 : 0;
+}
+
+static int enter_loop(ss_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    if (srv->running || srv->fd < 0) {
+        pthread_mutex_unlock(&srv->mu);
+        errno = srv->fd < 0 ? EBADF : EBUSY;
+        return -1;
+    }
+    srv->running = true;
+    srv->loop_thread = pthread_self();
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+}
+
+static void leave_loop(ss_server *srv, bool clear_stop)
+{
+    pthread_mutex_lock(&srv->mu);
+    if (clear_stop) {
+        drain_wakefd(srv);
+        atomic_store_explicit(&srv->stop, 0, memory_order_release);
+    }
+    srv->running = false;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+int ss_serve_forever(ss_server *srv, double poll_interval)
+{
+    if (srv == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (enter_loop(srv) < 0)
+        return -1;
+    int interval_ms = poll_interval < 0 ? -1 : (int)(poll_interval * 1000.0 + 0.5);
+    int rc = 0;
+
+    while (!ss__stop_requested(srv)) {
+        int r = 0;
+        /* Try first, wait only when nothing is there: under load a request
+         * costs its own system calls and no poll(). */
+        if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
+            r = handle_request_noblock(srv);
+        if (r == 0 && wait_ready(srv, interval_ms) > 0 && !ss__stop_requested(srv)) {
+            r = handle_request_noblock(srv);
+        }
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+        service_actions(srv);
+    }
+    int err = errno;
+    leave_loop(srv, true);
+    errno = err;
+    return rc;
+}
+
+int ss_handle_request(ss_server *srv)
+{
+    if (srv == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (enter_loop(srv) < 0)
+        return -1;
+    double deadline = srv->opt.timeout < 0 ? (double)INFINITY : ss__now() + srv->opt.timeout;
+    int rc = 0;
+
+    for (;;) {
+        if (ss__stop_requested(srv))
+            break;
+        int r = 0;
+        if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
+            r = handle_request_noblock(srv);
+        if (r == 0 && wait_ready(srv, ss__ms_until(deadline)) > 0 &&
+            !ss__stop_requested(srv))
+            r = handle_request_noblock(srv);
+        if (r != 0) {
+            rc = r;
+            break;
+        }
+        if (ss__ms_until(deadline) == 0) {
+            if (srv->mode->service != NULL)
+                srv->mode->service(srv); /* ForkingMixIn reaps on timeout */
+            if (srv->opt.handle_timeout != NULL)
+                srv->opt.handle_timeout(srv);
+            break;
+        }
+    }
+    int err = errno;
+    leave_loop(srv, false);
+    errno = err;
+    return rc;
+}
+
+/* ---- drain, close, free, accessors ------------------------------------ */
+
+int ss_server_drain(ss_server *srv, double timeout)
+{
+    if (srv == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return srv->mode->drain(srv, timeout);
+}
+
+unsigned ss_server_active(ss_server *srv)
+{
+    return srv == NULL ? 0 : srv->mode->active(srv);
+}
+
+void ss_server_close(ss_server *srv)
+{
+    if (srv == NULL || srv->closed)
+        return;
+    srv->closed = true;
+    ss__close_server_socket(srv);
+    srv->mode->close(srv);
+}
+
+void ss_server_free(ss_server *srv)
+{
+    if (srv == NULL)
+        return;
+    ss_server_close(srv);
+    srv->mode->destroy(srv);
+    ss__request_free(srv->sync_req);
+    ss__close(srv->wakefd);
+    free(srv->address);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cv);
+    free(srv);
+}
+
+int ss_server_fileno(const ss_server *srv)
+{
+    return srv == NULL ? -1 : srv->fd;
+}
+
+int ss_server_address(const ss_server *srv, struct sockaddr *addr, socklen_t *len)
+{
+    if (srv == NULL || addr == NULL || len == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    socklen_t n = *len < srv->boundlen ? *len : srv->boundlen;
+    memcpy(addr, &srv->bound, n);
+    *len = srv->boundlen;
+    return 0;
+}
+
+char *ss_server_address_str(const ss_server *srv, char *buf, size_t size)
+{
+    if (srv == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ss_format_address((const struct sockaddr *)&srv->bound, srv->boundlen, buf, size);
+}
+
+int ss_server_port(const ss_server *srv)
+{
+    if (srv == NULL)
+        return 0;
+    if (srv->bound.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&srv->bound)->sin_port);
+    if (srv->bound.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&srv->bound)->sin6_port);
+    return 0;
+}
+
+ss_mode ss_server_mode(const ss_server *srv)
+{
+    return srv->opt.mode;
+}
+
+ss_socktype ss_server_type(const ss_server *srv)
+{
+    return srv->opt.type;
+}
+
+void *ss_server_user(const ss_server *srv)
+{
+    return srv == NULL ? NULL : srv->opt.user;
+}

@@ -1,0 +1,164 @@
+/*
+ * sysutil.c - system calls wrapped once: EINTR retried, partial writes
+ * completed, SIGPIPE suppressed, socket timeouts reported as ETIMEDOUT.
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* A send or receive timeout (SO_SNDTIMEO/SO_RCVTIMEO) surfaces as EAGAIN on
+ * a blocking socket; callers are better served by the name of what happened. */
+static int timeout_errno(int err)
+{
+    return (err == EAGAIN || err == EWOULDBLOCK) ? ETIMEDOUT : err;
+}
+
+ssize_t ss__send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    size_t left = n;
+
+    while (left > 0) {
+        ssize_t k = send(fd, p, left, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOTSOCK) {
+                /* Not a socket (a pipe in a test, say): plain write. */
+                k = write(fd, p, left);
+                if (k < 0 && errno == EINTR)
+                    continue;
+            }
+            if (k < 0) {
+                errno = timeout_errno(errno);
+                return -1;
+            }
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    return (ssize_t)n;
+}
+
+ssize_t ss__recv(int fd, void *buf, size_t n)
+{
+    for (;;) {
+        ssize_t k = recv(fd, buf, n, 0);
+        if (k >= 0)
+            return k;
+        if (errno == EINTR)
+            continue;
+        if (errno == ENOTSOCK) {
+            k = read(fd, buf, n);
+            if (k >= 0)
+                return k;
+            if (errno == EINTR)
+                continue;
+        }
+        errno = timeout_errno(errno);
+        return -1;
+    }
+}
+
+int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2)
+{
+    struct pollfd p[2];
+    nfds_t n = 0;
+    int i1 = -1, i2 = -1;
+
+    if (fd1 >= 0) {
+        p[n].fd = fd1;
+        p[n].events = POLLIN;
+        i1 = (int)n++;
+    }
+    if (fd2 >= 0) {
+        p[n].fd = fd2;
+        p[n].events = POLLIN;
+        i2 = (int)n++;
+    }
+    *ready1 = false;
+    *ready2 = false;
+    int r = poll(p, n, timeout_ms);
+    if (r < 0)
+        return -1; /* EINTR included: the caller recomputes its timeout */
+    if (i1 >= 0 && p[i1].revents)
+        *ready1 = true;
+    if (i2 >= 0 && p[i2].revents)
+        *ready2 = true;
+    return r;
+}
+
+int ss__set_sock_timeout(int fd, double seconds)
+{
+    struct timeval tv = {0, 0};
+
+    if (seconds > 0) {
+        tv.tv_sec = (time_t)seconds; /* truncation: seconds > 0 */
+        tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+        if (tv.tv_sec == 0 && tv.tv_usec == 0)
+            tv.tv_usec = 1; /* zero would mean "no timeout" */
+    } else if (seconds == 0) {
+        tv.tv_usec = 1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        return -1;
+    return 0;
+}
+
+double ss__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Milliseconds until a monotonic deadline (rounded up, never negative);
+ * -1 (wait forever) for a deadline of infinity. */
+int ss__ms_until(double deadline)
+{
+    if (isinf(deadline))
+        return -1;
+    double left = deadline - ss__now();
+    if (left <= 0)
+        return 0;
+    double ms = left * 1000.0;
+    if (ms > 2000000000.0)
+        return 2000000000;
+    int whole = (int)ms;
+    return (double)whole < ms ? whole + 1 : whole;
+}
+
+void ss__close(int fd)
+{
+    if (fd < 0)
+        return;
+    /* On Linux the descriptor is released even when close() reports EINTR,
+     * so it must not be retried. */
+    int saved = errno;
+    (void)close(fd);
+    errno = saved;
+}
+
+/* Block every asynchronous signal in the calling thread (threads the library
+ * creates inherit the mask), so signals reach the application's own threads.
+ * Signals raised by faults stay deliverable. */
+int ss__block_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    return pthread_sigmask(SIG_BLOCK, &all, old) == 0 ? 0 : -1;
+}
