@@ -605,6 +605,18 @@ int tu_wait_threads(int expected, int timeout_ms)
     return n;
 }
 
+int tu_wait_fds(int max, int timeout_ms)
+{
+    double deadline = tu_now() + timeout_ms / 1000.0;
+    int n = tu_count_fds();
+
+    while (n > max && tu_now() < deadline) {
+        pause_ms(2);
+        n = tu_count_fds();
+    }
+    return n;
+}
+
 long tu_wait_counter(const long *counter, long target, int timeout_ms)
 {
     double deadline = tu_now() + timeout_ms / 1000.0;

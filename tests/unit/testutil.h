@@ -152,6 +152,10 @@ int tu_count_threads(void);
  * done, and nothing reports that moment, so this one wait polls. Returns the
  * last count seen. */
 int tu_wait_threads(int expected, int timeout_ms);
+/* Poll the fd count until it is at most max or timeout_ms passes: a server
+ * closes a connection after the peer may already have seen its FIN, so the
+ * count settles a moment after the client notices. Returns the last count. */
+int tu_wait_fds(int max, int timeout_ms);
 /* Poll an atomic counter until it reaches at least target. Returns its last
  * value. */
 long tu_wait_counter(const long *counter, long target, int timeout_ms);
