@@ -81,6 +81,7 @@ struct ss_server {
     int mode_wait_fd;           /* readable when acquire may succeed again */
 
     int fd;                     /* listening / receiving socket */
+    int deferred_fd;            /* datagram socket closed at free (daemon threads) */
     int family;
     int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
     int wakefd;                 /* eventfd: readable = stop requested */

@@ -79,6 +79,7 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
         return NULL;
     srv->opt = *opt;
     srv->fd = -1;
+    srv->deferred_fd = -1;
     srv->wakefd = -1;
     srv->mode_wait_fd = -1;
     srv->mode = mode;
@@ -414,8 +415,21 @@ void ss_server_close(ss_server *srv)
     if (srv == NULL || srv->closed)
         return;
     srv->closed = true;
-    ss__close_server_socket(srv);
+    if (srv->socktype == SOCK_STREAM) {
+        /* Stop accepting first, then wait for the connections in flight. */
+        ss__close_server_socket(srv);
+        srv->mode->close(srv);
+        return;
+    }
+    /* Datagram handlers reply through the server socket: it closes only
+     * after them. Daemon threads are not waited for here, so if any still
+     * runs, the descriptor stays open (but out of reach) until free. */
     srv->mode->close(srv);
+    if (srv->mode->active(srv) > 0) {
+        srv->deferred_fd = srv->fd;
+        srv->fd = -1;
+    }
+    ss__close_server_socket(srv);
 }
 
 void ss_server_free(ss_server *srv)
@@ -424,6 +438,7 @@ void ss_server_free(ss_server *srv)
         return;
     ss_server_close(srv);
     srv->mode->destroy(srv);
+    ss__close(srv->deferred_fd);
     ss__request_free(srv->sync_req);
     ss__close(srv->wakefd);
     free(srv->address);
