@@ -136,6 +136,14 @@ class Server:
             self.kill()
             raise AssertionError("%s did not stop on signal %d" % (self.name, sig))
 
+    def wait(self):
+        """Wait for the exit status without sending anything."""
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not exit" % self.name)
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
