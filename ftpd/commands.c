@@ -1,0 +1,1086 @@
+/*
+ * commands.c - the FTP command table (RFC 959, 2389, 2428, 3659 and the HASH
+ * draft) and its handlers.
+ *
+ * commands_dispatch() splits a line into verb and argument, looks the verb
+ * up in one table, applies the table's flags (login needed, argument needed,
+ * write permission needed) and calls the handler. Handlers return the result
+ * of their last reply: 0 to go on, -1 when the control connection is gone or
+ * the session must end.
+ */
+#include "commands.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "hash.h"
+#include "listing.h"
+#include "log.h"
+#include "transfer.h"
+
+#define F_PRE 0x01   /* allowed before login */
+#define F_ARG 0x02   /* needs an argument */
+#define F_WRITE 0x04 /* changes the file system */
+
+typedef int (*cmd_fn)(session *s, const char *arg);
+
+typedef struct command {
+    const char *name;
+    cmd_fn fn;
+    unsigned flags;
+    const char *help;
+} command;
+
+static const command *find_command(const char *verb);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int reply_errno(session *s, int err)
+{
+    switch (err) {
+    case ENOENT:
+        return reply(s, 550, "No such file or directory.");
+    case EACCES:
+    case EPERM:
+    case EXDEV:
+    case ELOOP:
+        return reply(s, 550, "Permission denied.");
+    case EEXIST:
+        return reply(s, 550, "File exists.");
+    case ENOTEMPTY:
+        return reply(s, 550, "Directory not empty.");
+    case ENOTDIR:
+        return reply(s, 550, "Not a directory.");
+    case EISDIR:
+        return reply(s, 550, "Is a directory.");
+    case ENAMETOOLONG:
+        return reply(s, 553, "File name too long.");
+    case EINVAL:
+        return reply(s, 553, "File name not allowed.");
+    case ENOSPC:
+        return reply(s, 452, "Insufficient storage space.");
+    case EDQUOT:
+    case EFBIG:
+        return reply(s, 552, "Exceeded storage allocation.");
+    default:
+        return reply(s, 550, "Requested action not taken: %s.", strerror(err));
+    }
+}
+
+/* RFC 959 appendix II: a quote inside a 257 path is doubled. */
+static void quote_path(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *in != '\0' && o + 2 < size; in++) {
+        if (*in == '"')
+            out[o++] = '"';
+        out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
+}
+
+static void delay_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    /* A throttle, not a synchronisation: a signal may cut it short. */
+    nanosleep(&ts, NULL);
+}
+
+typedef struct membuf {
+    char *p;
+    size_t len, cap;
+} membuf;
+
+static int mem_emit(void *ctx, const char *buf, size_t n)
+{
+    membuf *m = ctx;
+
+    if (m->len + n > FTPD_LISTING_MAX) {
+        errno = EFBIG;
+        return -1;
+    }
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap == 0 ? 4096 : m->cap;
+        char *np;
+
+        while (cap < m->len + n)
+            cap *= 2;
+        np = realloc(m->p, cap);
+        if (np == NULL)
+            return -1;
+        m->p = np;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, buf, n);
+    m->len += n;
+    return 0;
+}
+
+/* Split "-la dir" into options and path; "-a" shows hidden names. Only a
+ * first word made of letters after '-' counts as options, so a file named
+ * "-" or "-1 2" still works when given alone... as far as ls syntax allows. */
+static const char *list_args(const char *arg, listing_opts *o)
+{
+    while (arg != NULL && arg[0] == '-' && isalpha((unsigned char)arg[1])) {
+        const char *p = arg + 1;
+
+        while (isalpha((unsigned char)*p))
+            p++;
+        if (*p != ' ' && *p != '\0')
+            break;
+        if (memchr(arg, 'a', (size_t)(p - arg)) != NULL ||
+            memchr(arg, 'A', (size_t)(p - arg)) != NULL)
+            o->show_hidden = true;
+        while (*p == ' ')
+            p++;
+        arg = p;
+    }
+    return arg != NULL && *arg != '\0' ? arg : NULL;
+}
+
+static void init_opts(session *s, listing_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->writable = s->can_write;
+}
+
+static void xferlog(session *s, time_t start, const char *path, off_t bytes, char dir,
+                    bool complete)
+{
+    log_xfer_info x = {
+        .start = start,
+        .host = s->peer_host,
+        .bytes = bytes,
+        .path = path,
+        .ascii = s->type == 'A',
+        .direction = dir,
+        .anonymous = s->anonymous,
+        .user = s->anonymous ? s->ident : s->user,
+        .complete = complete,
+    };
+    log_xfer(&x);
+}
+
+/* The final reply of a transfer that did not end well (or the 226). */
+static int finish_reply(session *s, xfer_result res, int err, const char *ok)
+{
+    switch (res) {
+    case XFER_DONE:
+        return reply(s, 226, "%s", ok);
+    case XFER_NO_CONN:
+        return 0;
+    case XFER_ABORTED:
+        if (reply(s, 426, "Connection closed; transfer aborted.") < 0)
+            return -1;
+        return reply(s, 226, "ABOR successful.");
+    case XFER_DATA_FAILED:
+        return reply(s, 426, "Connection closed; transfer aborted.");
+    case XFER_FILE_FAILED:
+        if (err == ENOSPC)
+            return reply(s, 452, "Insufficient storage space.");
+        if (err == EDQUOT || err == EFBIG)
+            return reply(s, 552, "Exceeded storage allocation.");
+        return reply(s, 451, "Local error: %s.", strerror(err));
+    case XFER_TIMEOUT:
+        return reply(s, 426, "Data connection timed out; transfer aborted.");
+    case XFER_SHUTDOWN:
+        return reply(s, 426, "Server shutting down; transfer aborted.");
+    case XFER_CTRL_LOST:
+        return -1;
+    }
+    return -1;
+}
+
+/* ---- access control ------------------------------------------------------ */
+
+static int cmd_user(session *s, const char *arg)
+{
+    if (s->logged_in)
+        return reply(s, 530, "Can't change to another user.");
+    if (strlen(arg) >= sizeof(s->user)) {
+        s->have_user = false;
+        return reply(s, 530, "User name too long.");
+    }
+    snprintf(s->user, sizeof(s->user), "%s", arg);
+    s->have_user = true;
+    if (s->cfg->anonymous && auth_is_anonymous_name(arg))
+        return reply(s, 331, "Anonymous login ok, send your e-mail address as password.");
+    return reply(s, 331, "Please specify the password.");
+}
+
+static int login_failed(session *s, const char *why)
+{
+    s->login_failures++;
+    log_msg("%s: login failed for %s (%s)", s->peer_str, s->user, why);
+    s->have_user = false;
+    s->user[0] = '\0';
+    delay_ms(FTPD_LOGIN_DELAY_MS);
+    if (s->login_failures >= FTPD_LOGIN_ATTEMPTS) {
+        reply(s, 421, "Too many failed logins; closing connection.");
+        return -1;
+    }
+    return reply(s, 530, "Login incorrect.");
+}
+
+static int cmd_pass(session *s, const char *arg)
+{
+    char home[PATH_MAX];
+    char dir[PATH_MAX * 2];
+    bool anon;
+
+    if (s->logged_in)
+        return reply(s, 230, "Already logged in.");
+    if (!s->have_user)
+        return reply(s, 503, "Login with USER first.");
+    if (arg == NULL)
+        arg = "";
+    anon = s->cfg->anonymous && auth_is_anonymous_name(s->user);
+    if (anon) {
+        home[0] = '\0';
+        snprintf(s->ident, sizeof(s->ident), "%s", arg[0] != '\0' ? arg : "anonymous");
+    } else if (auth_check(s->user, arg, home, sizeof(home)) < 0) {
+        return login_failed(s, "bad user or password");
+    }
+    if (home[0] != '\0')
+        snprintf(dir, sizeof(dir), "%s/%s", s->cfg->root, home);
+    else
+        snprintf(dir, sizeof(dir), "%s", s->cfg->root);
+    if (vfs_open_root(&s->fs, dir) < 0) {
+        log_msg("%s: login of %s: cannot open home %s: %s", s->peer_str, s->user, dir,
+                strerror(errno));
+        s->have_user = false;
+        return reply(s, 530, "Cannot open home directory.");
+    }
+    s->fs_open = true;
+    s->logged_in = true;
+    s->anonymous = anon;
+    s->can_write = !anon || s->cfg->anonymous_write;
+    log_msg("%s: login ok, user %s%s", s->peer_str, s->user, anon ? " (anonymous)" : "");
+    return reply(s, 230, "Login successful.");
+}
+
+static int cmd_acct(session *s, const char *arg)
+{
+    return reply(s, 202, "ACCT not needed.");
+}
+
+static int cmd_quit(session *s, const char *arg)
+{
+    reply(s, 221, "Goodbye.");
+    return -1;
+}
+
+static int cmd_rein(session *s, const char *arg)
+{
+    session_reset(s);
+    return reply(s, 220, "Ready for new user.");
+}
+
+static int cmd_auth(session *s, const char *arg)
+{
+    return reply(s, 502, "TLS is not supported.");
+}
+
+/* ---- directories and files ------------------------------------------------ */
+
+static int cmd_cwd(session *s, const char *arg)
+{
+    if (vfs_chdir(&s->fs, arg) < 0)
+        return reply_errno(s, errno);
+    return reply(s, 250, "Directory successfully changed.");
+}
+
+static int cmd_cdup(session *s, const char *arg)
+{
+    return cmd_cwd(s, "..");
+}
+
+static int cmd_pwd(session *s, const char *arg)
+{
+    char q[VFS_PATH_MAX * 2];
+
+    quote_path(vfs_cwd(&s->fs), q, sizeof(q));
+    return reply(s, 257, "\"%s\" is the current directory.", q);
+}
+
+static int cmd_mkd(session *s, const char *arg)
+{
+    char norm[VFS_PATH_MAX], q[VFS_PATH_MAX * 2];
+
+    if (vfs_normalize(&s->fs, arg, norm, sizeof(norm)) < 0 || vfs_mkdir(&s->fs, arg, 0755) < 0)
+        return reply_errno(s, errno);
+    log_msg("%s: mkdir %s", s->peer_str, norm);
+    quote_path(norm, q, sizeof(q));
+    return reply(s, 257, "\"%s\" created.", q);
+}
+
+static int cmd_rmd(session *s, const char *arg)
+{
+    if (vfs_rmdir(&s->fs, arg) < 0)
+        return reply_errno(s, errno);
+    log_msg("%s: rmdir %s", s->peer_str, arg);
+    return reply(s, 250, "Directory removed.");
+}
+
+static int cmd_dele(session *s, const char *arg)
+{
+    struct stat st;
+
+    if (vfs_lstat(&s->fs, arg, &st) < 0)
+        return reply_errno(s, errno);
+    if (S_ISDIR(st.st_mode))
+        return reply(s, 550, "Is a directory; use RMD.");
+    if (vfs_unlink(&s->fs, arg) < 0)
+        return reply_errno(s, errno);
+    log_msg("%s: delete %s", s->peer_str, arg);
+    return reply(s, 250, "File deleted.");
+}
+
+static int cmd_rnfr(session *s, const char *arg)
+{
+    struct stat st;
+
+    if (vfs_normalize(&s->fs, arg, s->rnfr, sizeof(s->rnfr)) < 0 ||
+        vfs_lstat(&s->fs, arg, &st) < 0)
+        return reply_errno(s, errno);
+    s->have_rnfr = true;
+    return reply(s, 350, "Ready for RNTO.");
+}
+
+static int cmd_rnto(session *s, const char *arg)
+{
+    if (!s->have_rnfr)
+        return reply(s, 503, "RNFR required first.");
+    s->have_rnfr = false;
+    if (vfs_rename(&s->fs, s->rnfr, arg) < 0)
+        return reply_errno(s, errno);
+    log_msg("%s: rename %s to %s", s->peer_str, s->rnfr, arg);
+    return reply(s, 250, "Rename successful.");
+}
+
+static int cmd_size(session *s, const char *arg)
+{
+    struct stat st;
+
+    if (vfs_stat(&s->fs, arg, &st) < 0)
+        return reply_errno(s, errno);
+    if (!S_ISREG(st.st_mode))
+        return reply(s, 550, "Not a regular file.");
+    /* The size in ASCII mode would need a read of the whole file. */
+    if (s->type == 'A')
+        return reply(s, 550, "SIZE not allowed in ASCII mode; use TYPE I.");
+    return reply(s, 213, "%lld", (long long)st.st_size);
+}
+
+static int cmd_mdtm(session *s, const char *arg)
+{
+    struct stat st;
+    char t[15];
+
+    if (vfs_stat(&s->fs, arg, &st) < 0)
+        return reply_errno(s, errno);
+    if (!S_ISREG(st.st_mode))
+        return reply(s, 550, "Not a regular file.");
+    listing_format_time(st.st_mtime, t);
+    return reply(s, 213, "%s", t);
+}
+
+static int cmd_hash(session *s, const char *arg)
+{
+    struct stat st;
+    char hex[160];
+    int fd, rc;
+
+    if (vfs_stat(&s->fs, arg, &st) < 0)
+        return reply_errno(s, errno);
+    if (!S_ISREG(st.st_mode))
+        return reply(s, 550, "Not a regular file.");
+    fd = vfs_open(&s->fs, arg, O_RDONLY, 0);
+    if (fd < 0)
+        return reply_errno(s, errno);
+    rc = hash_file(fd, s->hash_algo, 0, -1, hex, sizeof(hex));
+    close(fd);
+    if (rc < 0)
+        return reply(s, 451, "Cannot compute the digest: %s.", strerror(errno));
+    return reply(s, 213, "%s 0-%lld %s %s", s->hash_algo, (long long)st.st_size, hex, arg);
+}
+
+static int cmd_site(session *s, const char *arg)
+{
+    char word[16];
+    size_t n = strcspn(arg, " ");
+
+    if (n >= sizeof(word))
+        return reply(s, 500, "Unknown SITE command.");
+    memcpy(word, arg, n);
+    word[n] = '\0';
+    if (strcasecmp(word, "HELP") == 0) {
+        if (reply_begin(s, 214, "SITE commands:") < 0 || reply_line(s, "CHMOD mode path") < 0 ||
+            reply_line(s, "HELP") < 0)
+            return -1;
+        return reply(s, 214, "End.");
+    }
+    if (strcasecmp(word, "CHMOD") == 0) {
+        const char *p = arg + n;
+        char *end = NULL;
+        unsigned long mode;
+
+        while (*p == ' ')
+            p++;
+        if (*p < '0' || *p > '7')
+            return reply(s, 501, "Usage: SITE CHMOD mode path.");
+        mode = strtoul(p, &end, 8);
+        if (end == NULL || *end != ' ' || mode > 07777)
+            return reply(s, 501, "Usage: SITE CHMOD mode path.");
+        while (*end == ' ')
+            end++;
+        if (*end == '\0')
+            return reply(s, 501, "Usage: SITE CHMOD mode path.");
+        if (!s->can_write)
+            return reply(s, 550, "Permission denied.");
+        /* setuid/setgid bits never come from a client. */
+        if (vfs_chmod(&s->fs, end, (mode_t)(mode & 01777)) < 0)
+            return reply_errno(s, errno);
+        return reply(s, 200, "SITE CHMOD command ok.");
+    }
+    return reply(s, 500, "Unknown SITE command.");
+}
+
+/* ---- transfer parameters -------------------------------------------------- */
+
+static int cmd_type(session *s, const char *arg)
+{
+    char t = (char)toupper((unsigned char)arg[0]);
+    const char *rest = arg + 1;
+
+    while (*rest == ' ')
+        rest++;
+    if (t == 'I' && *rest == '\0') {
+        s->type = 'I';
+        return reply(s, 200, "Switching to Binary mode.");
+    }
+    if (t == 'A' && (*rest == '\0' || toupper((unsigned char)*rest) == 'N') &&
+        (*rest == '\0' || rest[1] == '\0')) {
+        s->type = 'A';
+        return reply(s, 200, "Switching to ASCII mode.");
+    }
+    if (t == 'L' && strcmp(rest, "8") == 0) {
+        s->type = 'I';
+        return reply(s, 200, "Switching to Binary mode.");
+    }
+    if (t == 'A' || t == 'E' || t == 'L')
+        return reply(s, 504, "Type not supported.");
+    return reply(s, 501, "Unrecognised TYPE.");
+}
+
+static int cmd_mode(session *s, const char *arg)
+{
+    if (strcasecmp(arg, "S") == 0)
+        return reply(s, 200, "Mode set to S.");
+    if (strcasecmp(arg, "B") == 0 || strcasecmp(arg, "C") == 0)
+        return reply(s, 504, "Only stream mode is supported.");
+    return reply(s, 501, "Unrecognised MODE.");
+}
+
+static int cmd_stru(session *s, const char *arg)
+{
+    if (strcasecmp(arg, "F") == 0)
+        return reply(s, 200, "Structure set to F.");
+    if (strcasecmp(arg, "R") == 0 || strcasecmp(arg, "P") == 0)
+        return reply(s, 504, "Only file structure is supported.");
+    return reply(s, 501, "Unrecognised STRU.");
+}
+
+static int cmd_pasv(session *s, const char *arg)
+{
+    return xfer_cmd_pasv(s);
+}
+
+static int cmd_epsv(session *s, const char *arg)
+{
+    return xfer_cmd_epsv(s, arg);
+}
+
+static int cmd_port(session *s, const char *arg)
+{
+    return xfer_cmd_port(s, arg);
+}
+
+static int cmd_eprt(session *s, const char *arg)
+{
+    return xfer_cmd_eprt(s, arg);
+}
+
+static int cmd_rest(session *s, const char *arg)
+{
+    char *end = NULL;
+    long long v;
+
+    if (*arg < '0' || *arg > '9')
+        return reply(s, 501, "REST needs a byte offset.");
+    errno = 0;
+    v = strtoll(arg, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0)
+        return reply(s, 501, "REST needs a byte offset.");
+    s->rest = (off_t)v;
+    return reply(s, 350, "Restarting at %lld. Send STOR or RETR.", v);
+}
+
+static int cmd_allo(session *s, const char *arg)
+{
+    return reply(s, 202, "ALLO command ignored.");
+}
+
+static int cmd_abor(session *s, const char *arg)
+{
+    xfer_forget(s);
+    return reply(s, 225, "No transfer to abort.");
+}
+
+/* ---- transfers ------------------------------------------------------------ */
+
+static int cmd_retr(session *s, const char *arg)
+{
+    char norm[VFS_PATH_MAX], opening[VFS_PATH_MAX + 96];
+    struct stat st;
+    off_t rest = s->rest, bytes = 0;
+    time_t start = time(NULL);
+    xfer_result res;
+    int fd, err = 0, rc;
+    xfer_job job;
+
+    s->rest = 0;
+    if (vfs_normalize(&s->fs, arg, norm, sizeof(norm)) < 0)
+        return reply_errno(s, errno);
+    fd = vfs_open(&s->fs, arg, O_RDONLY, 0);
+    if (fd < 0)
+        return reply_errno(s, errno);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return reply(s, 550, "Not a regular file.");
+    }
+    if (rest > st.st_size) {
+        close(fd);
+        return reply(s, 554, "Invalid REST parameter.");
+    }
+    if (rest > 0 && lseek(fd, rest, SEEK_SET) < 0) {
+        err = errno;
+        close(fd);
+        return reply(s, 451, "Cannot seek: %s.", strerror(err));
+    }
+    snprintf(opening, sizeof(opening), "Opening %s mode data connection for %s (%lld bytes).",
+             s->type == 'A' ? "ASCII" : "BINARY", base_name(norm), (long long)st.st_size);
+    memset(&job, 0, sizeof(job));
+    job.direction = 'o';
+    job.file_fd = fd;
+    job.ascii = s->type == 'A';
+    job.total = st.st_size - rest;
+    job.path = norm;
+    job.opening = opening;
+    res = xfer_run(s, &job, &bytes, &err);
+    close(fd);
+    if (res != XFER_NO_CONN) {
+        xferlog(s, start, norm, bytes, 'o', res == XFER_DONE);
+        if (res == XFER_DONE)
+            s->files_out++;
+    }
+    rc = finish_reply(s, res, err, "Transfer complete.");
+    return rc;
+}
+
+enum store_kind { STORE_STOR, STORE_APPE, STORE_STOU };
+
+static int store(session *s, const char *arg, enum store_kind kind)
+{
+    char norm[VFS_PATH_MAX], tmp[VFS_PATH_MAX], opening[VFS_PATH_MAX + 64];
+    char done_text[VFS_PATH_MAX + 64];
+    struct stat st;
+    off_t rest = s->rest, bytes = 0;
+    time_t start = time(NULL);
+    bool exists, use_temp = false, created = false;
+    xfer_result res;
+    int fd = -1, err = 0, rc;
+    xfer_job job;
+
+    s->rest = 0;
+    if (kind == STORE_STOU) {
+        fd = vfs_create_unique(&s->fs, vfs_cwd(&s->fs), norm, sizeof(norm));
+        if (fd < 0)
+            return reply_errno(s, errno);
+        created = true;
+        snprintf(opening, sizeof(opening), "FILE: %s", base_name(norm));
+        snprintf(done_text, sizeof(done_text), "Transfer complete (unique file name: %s).",
+                 base_name(norm));
+        goto run;
+    }
+    snprintf(done_text, sizeof(done_text), "Transfer complete.");
+    if (vfs_normalize(&s->fs, arg, norm, sizeof(norm)) < 0)
+        return reply_errno(s, errno);
+    exists = vfs_stat(&s->fs, arg, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
+        return reply(s, 550, "Is a directory.");
+    if (exists && !S_ISREG(st.st_mode))
+        return reply(s, 550, "Not a regular file.");
+    if (kind == STORE_APPE) {
+        fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        created = !exists;
+    } else if (rest > 0) {
+        /* Resume: write into the existing file at the offset. */
+        if (!exists || rest > st.st_size)
+            return reply(s, 554, "Invalid REST parameter.");
+        fd = vfs_open(&s->fs, arg, O_WRONLY, 0);
+        if (fd >= 0 && lseek(fd, rest, SEEK_SET) < 0) {
+            err = errno;
+            close(fd);
+            return reply(s, 451, "Cannot seek: %s.", strerror(err));
+        }
+    } else if (exists) {
+        /* Replace: the old file stays whole until the new one has arrived. */
+        fd = vfs_open_temp(&s->fs, arg, tmp, sizeof(tmp));
+        use_temp = true;
+    } else {
+        /* New file: data arrives under its own name, so a broken upload can
+         * be resumed with REST + STOR or APPE. */
+        fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        created = true;
+        if (fd < 0 && errno == EEXIST) {
+            fd = vfs_open_temp(&s->fs, arg, tmp, sizeof(tmp));
+            use_temp = true;
+            created = false;
+        }
+    }
+    if (fd < 0)
+        return reply_errno(s, errno);
+    snprintf(opening, sizeof(opening), "Ok to send data (%s mode).",
+             s->type == 'A' ? "ASCII" : "BINARY");
+run:
+    memset(&job, 0, sizeof(job));
+    job.direction = 'i';
+    job.file_fd = fd;
+    job.ascii = s->type == 'A';
+    job.total = -1;
+    job.path = norm;
+    job.opening = opening;
+    res = xfer_run(s, &job, &bytes, &err);
+    if (close(fd) < 0 && res == XFER_DONE) {
+        res = XFER_FILE_FAILED;
+        err = errno;
+    }
+    if (use_temp) {
+        if (res == XFER_DONE && vfs_commit(&s->fs, tmp, arg) < 0) {
+            res = XFER_FILE_FAILED;
+            err = errno;
+        }
+        if (res != XFER_DONE)
+            vfs_unlink(&s->fs, tmp);
+    } else if (res == XFER_NO_CONN && created) {
+        /* Nothing arrived: do not leave an empty file behind. */
+        vfs_unlink(&s->fs, norm);
+    }
+    if (res != XFER_NO_CONN) {
+        xferlog(s, start, norm, bytes, 'i', res == XFER_DONE);
+        if (res == XFER_DONE)
+            s->files_in++;
+    }
+    rc = finish_reply(s, res, err, done_text);
+    return rc;
+}
+
+static int cmd_stor(session *s, const char *arg)
+{
+    return store(s, arg, STORE_STOR);
+}
+
+static int cmd_appe(session *s, const char *arg)
+{
+    return store(s, arg, STORE_APPE);
+}
+
+static int cmd_stou(session *s, const char *arg)
+{
+    return store(s, arg, STORE_STOU);
+}
+
+enum list_kind { LIST_LONG, LIST_NAMES, LIST_MLSD };
+
+static int send_listing(session *s, const char *arg, enum list_kind kind)
+{
+    listing_opts o;
+    membuf m = {NULL, 0, 0};
+    const char *path;
+    char norm[VFS_PATH_MAX];
+    off_t bytes = 0;
+    int err = 0, rc;
+    xfer_result res;
+    xfer_job job;
+
+    init_opts(s, &o);
+    path = kind == LIST_MLSD ? (arg != NULL && *arg != '\0' ? arg : NULL) : list_args(arg, &o);
+    if (kind == LIST_MLSD)
+        o.show_hidden = true;
+    if (vfs_normalize(&s->fs, path, norm, sizeof(norm)) < 0)
+        return reply_errno(s, errno);
+    if (kind == LIST_LONG)
+        rc = listing_list(&s->fs, path, &o, mem_emit, &m);
+    else if (kind == LIST_NAMES)
+        rc = listing_nlst(&s->fs, path, &o, mem_emit, &m);
+    else
+        rc = listing_mlsd(&s->fs, path, &o, mem_emit, &m);
+    if (rc < 0) {
+        err = errno;
+        free(m.p);
+        if (kind == LIST_MLSD && err == ENOTDIR)
+            return reply(s, 501, "Not a directory.");
+        if (err == EFBIG)
+            return reply(s, 451, "Listing too large.");
+        return reply_errno(s, err);
+    }
+    memset(&job, 0, sizeof(job));
+    job.direction = 'o';
+    job.file_fd = -1;
+    job.mem = m.p != NULL ? m.p : "";
+    job.mem_len = m.len;
+    job.total = (off_t)m.len;
+    job.path = norm;
+    job.opening = "Here comes the directory listing.";
+    res = xfer_run(s, &job, &bytes, &err);
+    free(m.p);
+    return finish_reply(s, res, err, "Directory send OK.");
+}
+
+static int cmd_list(session *s, const char *arg)
+{
+    return send_listing(s, arg, LIST_LONG);
+}
+
+static int cmd_nlst(session *s, const char *arg)
+{
+    return send_listing(s, arg, LIST_NAMES);
+}
+
+static int cmd_mlsd(session *s, const char *arg)
+{
+    return send_listing(s, arg, LIST_MLSD);
+}
+
+static int cmd_mlst(session *s, const char *arg)
+{
+    listing_opts o;
+    char facts[VFS_PATH_MAX + 512];
+
+    init_opts(s, &o);
+    if (listing_mlst(&s->fs, arg, &o, facts, sizeof(facts)) < 0)
+        return reply_errno(s, errno);
+    if (reply_begin(s, 250, "Listing %s", arg != NULL && *arg != '\0' ? arg : vfs_cwd(&s->fs)) <
+            0 ||
+        reply_line(s, "%s", facts) < 0)
+        return -1;
+    return reply(s, 250, "End.");
+}
+
+/* ---- information ---------------------------------------------------------- */
+
+static int stat_server(session *s)
+{
+    if (reply_begin(s, 211, FTPD_NAME " " FTPD_VERSION " status:") < 0 ||
+        reply_line(s, "Connected to %s", s->peer_host) < 0 ||
+        reply_line(s, "Logged in as %s%s", s->user, s->anonymous ? " (anonymous)" : "") < 0 ||
+        reply_line(s, "TYPE: %s, STRUcture: File, MODE: Stream",
+                   s->type == 'A' ? "ASCII" : "BINARY") < 0 ||
+        reply_line(s, "%s", s->dmode == DATA_PASV   ? "Passive data connection waiting"
+                            : s->dmode == DATA_PORT ? "Active data connection prepared"
+                                                    : "No data connection") < 0 ||
+        reply_line(s, "%u files, %llu bytes uploaded; %u files, %llu bytes downloaded",
+                   s->files_in, s->bytes_in, s->files_out, s->bytes_out) < 0)
+        return -1;
+    return reply(s, 211, "End of status.");
+}
+
+static int cmd_stat(session *s, const char *arg)
+{
+    listing_opts o;
+    membuf m = {NULL, 0, 0};
+    const char *path;
+    size_t pos = 0;
+    int rc;
+
+    if (arg == NULL || *arg == '\0')
+        return stat_server(s);
+    init_opts(s, &o);
+    path = list_args(arg, &o);
+    if (listing_list(&s->fs, path, &o, mem_emit, &m) < 0) {
+        int err = errno;
+        free(m.p);
+        return reply_errno(s, err);
+    }
+    rc = reply_begin(s, 213, "Status of %s:", path != NULL ? path : vfs_cwd(&s->fs));
+    /* Bounded by the listing's size: each turn consumes one line. */
+    while (rc == 0 && pos < m.len) {
+        const char *nl = memchr(m.p + pos, '\n', m.len - pos);
+        size_t end = nl != NULL ? (size_t)(nl - m.p) : m.len;
+        size_t len = end - pos;
+
+        if (len > 0 && m.p[pos + len - 1] == '\r')
+            len--;
+        rc = reply_line(s, "%.*s", (int)len, m.p + pos);
+        pos = end + 1;
+    }
+    free(m.p);
+    if (rc < 0)
+        return -1;
+    return reply(s, 213, "End of status.");
+}
+
+static int cmd_syst(session *s, const char *arg)
+{
+    return reply(s, 215, "UNIX Type: L8");
+}
+
+static int cmd_noop(session *s, const char *arg)
+{
+    return reply(s, 200, "NOOP ok.");
+}
+
+static int cmd_feat(session *s, const char *arg)
+{
+    char hashes[64];
+    size_t n = 0;
+
+    hashes[0] = '\0';
+    for (size_t i = 0; hash_algorithms[i] != NULL; i++) {
+        int k = snprintf(hashes + n, sizeof(hashes) - n, "%s%s%s", i > 0 ? ";" : "",
+                         hash_algorithms[i],
+                         strcmp(hash_algorithms[i], s->hash_algo) == 0 ? "*" : "");
+        if (k < 0 || (size_t)k >= sizeof(hashes) - n)
+            break;
+        n += (size_t)k;
+    }
+    if (reply_begin(s, 211, "Features:") < 0 || reply_line(s, "EPRT") < 0 ||
+        reply_line(s, "EPSV") < 0 || reply_line(s, "HASH %s", hashes) < 0 ||
+        reply_line(s, "MDTM") < 0 ||
+        reply_line(s, "MLST type*;size*;modify*;perm*;unique*;") < 0 ||
+        reply_line(s, "PASV") < 0 || reply_line(s, "REST STREAM") < 0 ||
+        reply_line(s, "SIZE") < 0 || reply_line(s, "TVFS") < 0 || reply_line(s, "UTF8") < 0)
+        return -1;
+    return reply(s, 211, "End");
+}
+
+static int cmd_opts(session *s, const char *arg)
+{
+    char word[16];
+    size_t n = strcspn(arg, " ");
+    const char *val = arg + n;
+
+    while (*val == ' ')
+        val++;
+    if (n >= sizeof(word))
+        return reply(s, 501, "Option not understood.");
+    memcpy(word, arg, n);
+    word[n] = '\0';
+    if (strcasecmp(word, "UTF8") == 0) {
+        if (strcasecmp(val, "ON") == 0 || *val == '\0')
+            return reply(s, 200, "Always in UTF8 mode.");
+        return reply(s, 504, "UTF8 cannot be turned off.");
+    }
+    if (strcasecmp(word, "MLST") == 0)
+        return reply(s, 200, "MLST OPTS type;size;modify;perm;unique;");
+    if (strcasecmp(word, "HASH") == 0) {
+        const char *algo;
+
+        if (*val == '\0')
+            return reply(s, 200, "%s", s->hash_algo);
+        algo = hash_lookup(val);
+        if (algo == NULL)
+            return reply(s, 501, "Unknown algorithm.");
+        s->hash_algo = algo;
+        return reply(s, 200, "%s", algo);
+    }
+    return reply(s, 501, "Option not understood.");
+}
+
+static int cmd_help(session *s, const char *arg);
+
+/* ---- the table ------------------------------------------------------------ */
+
+static const command command_table[] = {
+    {"USER", cmd_user, F_PRE | F_ARG, "USER name"},
+    {"PASS", cmd_pass, F_PRE, "PASS password"},
+    {"ACCT", cmd_acct, 0, "ACCT account"},
+    {"QUIT", cmd_quit, F_PRE, "QUIT"},
+    {"REIN", cmd_rein, F_PRE, "REIN"},
+    {"AUTH", cmd_auth, F_PRE, "AUTH (not supported)"},
+    {"CWD", cmd_cwd, F_ARG, "CWD path"},
+    {"XCWD", cmd_cwd, F_ARG, "XCWD path"},
+    {"CDUP", cmd_cdup, 0, "CDUP"},
+    {"XCUP", cmd_cdup, 0, "XCUP"},
+    {"PWD", cmd_pwd, 0, "PWD"},
+    {"XPWD", cmd_pwd, 0, "XPWD"},
+    {"MKD", cmd_mkd, F_ARG | F_WRITE, "MKD path"},
+    {"XMKD", cmd_mkd, F_ARG | F_WRITE, "XMKD path"},
+    {"RMD", cmd_rmd, F_ARG | F_WRITE, "RMD path"},
+    {"XRMD", cmd_rmd, F_ARG | F_WRITE, "XRMD path"},
+    {"DELE", cmd_dele, F_ARG | F_WRITE, "DELE path"},
+    {"RNFR", cmd_rnfr, F_ARG | F_WRITE, "RNFR path"},
+    {"RNTO", cmd_rnto, F_ARG | F_WRITE, "RNTO path"},
+    {"TYPE", cmd_type, F_ARG, "TYPE A|I|L 8"},
+    {"MODE", cmd_mode, F_ARG, "MODE S"},
+    {"STRU", cmd_stru, F_ARG, "STRU F"},
+    {"PORT", cmd_port, F_ARG, "PORT h1,h2,h3,h4,p1,p2"},
+    {"PASV", cmd_pasv, 0, "PASV"},
+    {"EPRT", cmd_eprt, F_ARG, "EPRT |af|addr|port|"},
+    {"EPSV", cmd_epsv, 0, "EPSV [1|2|ALL]"},
+    {"RETR", cmd_retr, F_ARG, "RETR path"},
+    {"STOR", cmd_stor, F_ARG | F_WRITE, "STOR path"},
+    {"STOU", cmd_stou, F_WRITE, "STOU"},
+    {"APPE", cmd_appe, F_ARG | F_WRITE, "APPE path"},
+    {"REST", cmd_rest, F_ARG, "REST offset"},
+    {"ABOR", cmd_abor, 0, "ABOR"},
+    {"ALLO", cmd_allo, 0, "ALLO size"},
+    {"LIST", cmd_list, 0, "LIST [-a] [path]"},
+    {"NLST", cmd_nlst, 0, "NLST [-a] [path]"},
+    {"MLSD", cmd_mlsd, 0, "MLSD [path]"},
+    {"MLST", cmd_mlst, 0, "MLST [path]"},
+    {"SIZE", cmd_size, F_ARG, "SIZE path"},
+    {"MDTM", cmd_mdtm, F_ARG, "MDTM path"},
+    {"HASH", cmd_hash, F_ARG, "HASH path"},
+    {"SITE", cmd_site, F_ARG, "SITE CHMOD mode path | SITE HELP"},
+    {"SYST", cmd_syst, F_PRE, "SYST"},
+    {"STAT", cmd_stat, 0, "STAT [path]"},
+    {"HELP", cmd_help, F_PRE, "HELP [command]"},
+    {"NOOP", cmd_noop, F_PRE, "NOOP"},
+    {"FEAT", cmd_feat, F_PRE, "FEAT"},
+    {"OPTS", cmd_opts, F_PRE | F_ARG, "OPTS UTF8 ON | OPTS HASH [algorithm] | OPTS MLST"},
+};
+#define COMMAND_COUNT (sizeof(command_table) / sizeof(command_table[0]))
+
+static const command *find_command(const char *verb)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(command_table[i].name, verb) == 0)
+            return &command_table[i];
+    return NULL;
+}
+
+static int cmd_help(session *s, const char *arg)
+{
+    char row[80];
+    size_t n = 0;
+
+    if (arg != NULL && *arg != '\0') {
+        char verb[FTPD_VERB_MAX + 1];
+        size_t len = strlen(arg);
+        const command *c;
+
+        if (len > FTPD_VERB_MAX)
+            return reply(s, 502, "Unknown command.");
+        for (size_t i = 0; i <= len; i++)
+            verb[i] = (char)toupper((unsigned char)arg[i]);
+        c = find_command(verb);
+        if (c == NULL)
+            return reply(s, 502, "Unknown command %s.", verb);
+        return reply(s, 214, "Syntax: %s", c->help);
+    }
+    if (reply_begin(s, 214, "The following commands are recognized:") < 0)
+        return -1;
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        int k = snprintf(row + n, sizeof(row) - n, "%-5s", command_table[i].name);
+        n += k > 0 ? (size_t)k : 0;
+        if ((i + 1) % 12 == 0 || i + 1 == COMMAND_COUNT) {
+            if (reply_line(s, "%s", row) < 0)
+                return -1;
+            n = 0;
+        } else if (n + 1 < sizeof(row)) {
+            row[n++] = ' ';
+            row[n] = '\0';
+        }
+    }
+    return reply(s, 214, "Help OK.");
+}
+
+/* Verb in upper case into verb; *arg points after the first space (or is
+ * NULL). Returns -1 for an empty or over-long verb. */
+static int split(const char *line, char verb[FTPD_VERB_MAX + 1], const char **arg)
+{
+    size_t n = strcspn(line, " ");
+
+    if (n == 0 || n > FTPD_VERB_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        verb[i] = (char)toupper((unsigned char)line[i]);
+    verb[n] = '\0';
+    *arg = line[n] == ' ' ? line + n + 1 : NULL;
+    return 0;
+}
+
+int commands_dispatch(session *s, const char *line)
+{
+    char verb[FTPD_VERB_MAX + 1];
+    const char *arg = NULL;
+    const command *c;
+    bool was_rnfr = s->have_rnfr;
+    int rc;
+
+    if (split(line, verb, &arg) < 0)
+        return reply(s, 500, "Syntax error, command unrecognized.");
+    c = find_command(verb);
+    if (c == NULL)
+        return reply(s, 500, "Unknown command.");
+    if (!(c->flags & F_PRE) && !s->logged_in)
+        return reply(s, 530, "Please login with USER and PASS.");
+    if ((c->flags & F_ARG) && (arg == NULL || *arg == '\0'))
+        return reply(s, 501, "%s needs an argument.", c->name);
+    if ((c->flags & F_WRITE) && !s->can_write)
+        return reply(s, 550, "Permission denied.");
+    rc = c->fn(s, arg);
+    /* RNTO must follow RNFR at once (RFC 959). */
+    if (was_rnfr && c->fn != cmd_rnto && c->fn != cmd_rnfr)
+        s->have_rnfr = false;
+    return rc;
+}
+
+int commands_during_transfer(session *s, const char *line)
+{
+    char verb[FTPD_VERB_MAX + 1];
+    const char *arg = NULL;
+
+    if (split(line, verb, &arg) == 0) {
+        if (strcmp(verb, "ABOR") == 0)
+            return XCMD_ABORT;
+        if (strcmp(verb, "NOOP") == 0) {
+            reply(s, 200, "NOOP ok.");
+            return XCMD_CONTINUE;
+        }
+        if (strcmp(verb, "STAT") == 0 && (arg == NULL || *arg == '\0')) {
+            if (s->xfer.total >= 0)
+                reply(s, 213, "Status: %s %s, %lld of %lld bytes transferred.",
+                      s->xfer.direction == 'o' ? "sending" : "receiving", s->xfer.path,
+                      (long long)s->xfer.done, (long long)s->xfer.total);
+            else
+                reply(s, 213, "Status: %s %s, %lld bytes transferred.",
+                      s->xfer.direction == 'o' ? "sending" : "receiving", s->xfer.path,
+                      (long long)s->xfer.done);
+            return XCMD_CONTINUE;
+        }
+    }
+    /* Anything else waits until the transfer's final reply has gone out. */
+    memcpy(s->pending, line, strlen(line) + 1);
+    s->have_pending = true;
+    return XCMD_DEFER;
+}

@@ -1,0 +1,400 @@
+/*
+ * config.c - command line and config file parsing for sockserv-ftpd.
+ *
+ * One table describes every setting; the command line and the config file
+ * both go through set_value(), so they accept exactly the same things and
+ * report problems the same way.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "defs.h"
+
+enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_RANGE, OPT_MODE, OPT_IPV4 };
+
+typedef struct opt_def {
+    const char *name;     /* long option without "--" */
+    enum opt_kind kind;
+    size_t offset;        /* of the field in ftpd_config */
+    size_t size;          /* of a string field */
+    unsigned lo, hi;      /* bounds of a number */
+} opt_def;
+
+#define STR_FIELD(f) offsetof(ftpd_config, f), sizeof(((ftpd_config *)0)->f)
+#define NUM_FIELD(f) offsetof(ftpd_config, f), 0
+
+static const opt_def opt_table[] = {
+    {"listen", OPT_STRING, STR_FIELD(listen), 0, 0},
+    {"root", OPT_PATH, STR_FIELD(root), 0, 0},
+    {"users", OPT_PATH, STR_FIELD(users), 0, 0},
+    {"anonymous", OPT_BOOL, NUM_FIELD(anonymous), 0, 0},
+    {"anonymous-write", OPT_BOOL, NUM_FIELD(anonymous_write), 0, 0},
+    {"pasv-ports", OPT_RANGE, NUM_FIELD(pasv_lo), 1, 65535},
+    {"pasv-address", OPT_IPV4, STR_FIELD(pasv_address), 0, 0},
+    {"max-clients", OPT_UINT, NUM_FIELD(max_clients), 1, FTPD_CLIENTS_LIMIT},
+    {"max-per-ip", OPT_UINT, NUM_FIELD(max_per_ip), 1, FTPD_CLIENTS_LIMIT},
+    {"idle-timeout", OPT_UINT, NUM_FIELD(idle_timeout), 1, FTPD_TIMEOUT_LIMIT},
+    {"data-timeout", OPT_UINT, NUM_FIELD(data_timeout), 1, FTPD_TIMEOUT_LIMIT},
+    {"mode", OPT_MODE, NUM_FIELD(mode), 0, 0},
+    {"log", OPT_PATH, STR_FIELD(log), 0, 0},
+    {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
+};
+#define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: " FTPD_NAME " [options]\n"
+            "  --listen ADDR          address to listen on (default " FTPD_DEFAULT_LISTEN ";\n"
+            "                         e.g. 0.0.0.0:21, [::1]:2121, [::]:21)\n"
+            "  --root DIR             folder to serve (default: the current directory)\n"
+            "  --users FILE           users file, lines name:HASH[:home]\n"
+            "  --anonymous            allow anonymous logins alongside a users file\n"
+            "  --anonymous-write      let anonymous users upload, rename and delete\n"
+            "  --pasv-ports LO-HI     port range for passive data connections\n"
+            "  --pasv-address IP      IPv4 address announced in PASV replies\n"
+            "  --max-clients N        sessions at once (default %d)\n"
+            "  --max-per-ip N         sessions at once per client address (default %d)\n"
+            "  --idle-timeout S       close idle control connections (default %d)\n"
+            "  --data-timeout S       data connection timeout (default %d)\n"
+            "  --mode threading|forking  a thread or a process per session\n"
+            "  --log FILE             session log (default: standard error)\n"
+            "  --xferlog FILE         transfer log in xferlog format\n"
+            "  -c FILE                read settings from FILE (key = value lines)\n"
+            "  --help, --version\n",
+            FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
+            FTPD_DEFAULT_DATA_TIMEOUT);
+}
+
+/* Keys match when equal after removing '-' and '_', so "anonymous-write",
+ * "anonymous_write" and "anonymouswrite" are one key. */
+static bool key_equal(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == '-' || *a == '_')
+            a++;
+        while (*b == '-' || *b == '_')
+            b++;
+        if (*a == '\0' || *b == '\0')
+            return *a == *b;
+        if (*a != *b)
+            return false;
+        a++;
+        b++;
+    }
+}
+
+static const opt_def *find_opt(const char *name)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++)
+        if (key_equal(opt_table[i].name, name))
+            return &opt_table[i];
+    return NULL;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end = NULL;
+    unsigned long v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Apply one setting. On failure writes the problem into err. */
+static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *err, size_t esz)
+{
+    char *base = (char *)c;
+    size_t n = strlen(val);
+
+    switch (o->kind) {
+    case OPT_STRING:
+    case OPT_PATH:
+    case OPT_IPV4:
+        if (n >= o->size) {
+            snprintf(err, esz, "value too long");
+            return -1;
+        }
+        if (o->kind != OPT_STRING && n == 0) {
+            snprintf(err, esz, "empty value");
+            return -1;
+        }
+        if (o->kind == OPT_IPV4) {
+            struct in_addr a;
+            if (inet_pton(AF_INET, val, &a) != 1) {
+                snprintf(err, esz, "'%s' is not an IPv4 address", val);
+                return -1;
+            }
+        }
+        memcpy(base + o->offset, val, n + 1);
+        return 0;
+    case OPT_BOOL:
+        if (parse_bool(val, (bool *)(base + o->offset)) < 0) {
+            snprintf(err, esz, "'%s' is not yes or no", val);
+            return -1;
+        }
+        if (o->offset == offsetof(ftpd_config, anonymous))
+            c->anonymous_set = true;
+        return 0;
+    case OPT_UINT:
+        if (parse_uint(val, o->lo, o->hi, (unsigned *)(base + o->offset)) < 0) {
+            snprintf(err, esz, "'%s' is not a number from %u to %u", val, o->lo, o->hi);
+            return -1;
+        }
+        return 0;
+    case OPT_RANGE: {
+        char lo[16], hi[16];
+        const char *dash = strchr(val, '-');
+        size_t ln;
+
+        if (dash == NULL || (size_t)(dash - val) >= sizeof(lo) || strlen(dash + 1) >= sizeof(hi))
+            goto bad_range;
+        ln = (size_t)(dash - val);
+        memcpy(lo, val, ln);
+        lo[ln] = '\0';
+        memcpy(hi, dash + 1, strlen(dash + 1) + 1);
+        if (parse_uint(lo, o->lo, o->hi, &c->pasv_lo) < 0 ||
+            parse_uint(hi, o->lo, o->hi, &c->pasv_hi) < 0 || c->pasv_lo > c->pasv_hi)
+            goto bad_range;
+        return 0;
+    bad_range:
+        snprintf(err, esz, "'%s' is not a port range LO-HI (1-65535, LO <= HI)", val);
+        return -1;
+    }
+    case OPT_MODE:
+        if (strcmp(val, "threading") == 0) {
+            c->mode = SS_MODE_THREADING;
+        } else if (strcmp(val, "forking") == 0) {
+            c->mode = SS_MODE_FORKING;
+        } else {
+            snprintf(err, esz, "'%s' is not threading or forking", val);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, esz, "unknown setting");
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+static int load_file(ftpd_config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[FTPD_CONF_LINE_MAX];
+    char err[256];
+    unsigned lineno = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *key, *val, *eq;
+        const opt_def *o;
+
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fprintf(stderr, FTPD_NAME ": %s:%u: line too long\n", path, lineno);
+            goto out;
+        }
+        key = trim(line);
+        if (*key == '\0' || *key == '#')
+            continue;
+        eq = strchr(key, '=');
+        if (eq == NULL) {
+            fprintf(stderr, FTPD_NAME ": %s:%u: expected 'key = value'\n", path, lineno);
+            goto out;
+        }
+        *eq = '\0';
+        val = trim(eq + 1);
+        key = trim(key);
+        o = find_opt(key);
+        if (o == NULL) {
+            fprintf(stderr, FTPD_NAME ": %s:%u: unknown key '%s'\n", path, lineno, key);
+            goto out;
+        }
+        if (set_value(c, o, val, err, sizeof(err)) < 0) {
+            fprintf(stderr, FTPD_NAME ": %s:%u: %s: %s\n", path, lineno, o->name, err);
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    fclose(f);
+    return rc;
+}
+
+static void set_defaults(ftpd_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->listen, sizeof(c->listen), "%s", FTPD_DEFAULT_LISTEN);
+    c->max_clients = FTPD_DEFAULT_MAX_CLIENTS;
+    c->max_per_ip = FTPD_DEFAULT_MAX_PER_IP;
+    c->idle_timeout = FTPD_DEFAULT_IDLE_TIMEOUT;
+    c->data_timeout = FTPD_DEFAULT_DATA_TIMEOUT;
+    c->mode = SS_MODE_THREADING;
+}
+
+/* Check the combined settings and turn the root into an absolute path. */
+static int finish(ftpd_config *c)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    const char *root = c->root[0] != '\0' ? c->root : ".";
+
+    if (realpath(root, real) == NULL) {
+        fprintf(stderr, FTPD_NAME ": --root: %s: %s\n", root, strerror(errno));
+        return -1;
+    }
+    if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, FTPD_NAME ": --root: %s: not a directory\n", root);
+        return -1;
+    }
+    snprintf(c->root, sizeof(c->root), "%s", real);
+    if (ss_parse_address(c->listen, SOCK_STREAM, &ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        fprintf(stderr, FTPD_NAME ": --listen: '%s' is not an IP address and port\n", c->listen);
+        return -1;
+    }
+    /* Anonymous access is the default only when there is nobody else. */
+    if (!c->anonymous_set)
+        c->anonymous = c->users[0] == '\0';
+    if (c->max_per_ip > c->max_clients)
+        c->max_per_ip = c->max_clients;
+    return 0;
+}
+
+/* Splits "--name=value" / "--name value"; returns the option or NULL. */
+static const opt_def *arg_option(char **argv, int argc, int *i, const char **val, char *name,
+                                 size_t nsz)
+{
+    const char *a = argv[*i] + 2;
+    const char *eq = strchr(a, '=');
+    size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+    const opt_def *o;
+
+    if (len >= nsz)
+        len = nsz - 1;
+    memcpy(name, a, len);
+    name[len] = '\0';
+    o = NULL;
+    for (size_t k = 0; k < OPT_COUNT; k++)
+        if (strcmp(opt_table[k].name, name) == 0)
+            o = &opt_table[k];
+    if (o == NULL)
+        return NULL;
+    if (eq != NULL) {
+        *val = eq + 1;
+    } else if (o->kind == OPT_BOOL) {
+        *val = "yes";
+    } else if (*i + 1 < argc) {
+        *val = argv[++*i];
+    } else {
+        *val = NULL;
+    }
+    return o;
+}
+
+int config_parse_args(ftpd_config *c, int argc, char **argv)
+{
+    char err[256];
+    char name[64];
+
+    set_defaults(c);
+    /* The file first, so the command line overrides it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, FTPD_NAME ": -c: needs a file name\n");
+                return -1;
+            }
+            if (load_file(c, argv[i + 1]) < 0)
+                return -1;
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return CONFIG_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf(FTPD_NAME " " FTPD_VERSION "\n");
+            return CONFIG_EXIT_OK;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const opt_def *o;
+        const char *val = NULL;
+
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, FTPD_NAME ": %s: unknown argument (try --help)\n", argv[i]);
+            return -1;
+        }
+        o = arg_option(argv, argc, &i, &val, name, sizeof(name));
+        if (o == NULL) {
+            fprintf(stderr, FTPD_NAME ": --%s: unknown option (try --help)\n", name);
+            return -1;
+        }
+        if (val == NULL) {
+            fprintf(stderr, FTPD_NAME ": --%s: needs a value\n", o->name);
+            return -1;
+        }
+        if (set_value(c, o, val, err, sizeof(err)) < 0) {
+            fprintf(stderr, FTPD_NAME ": --%s: %s\n", o->name, err);
+            return -1;
+        }
+    }
+    return finish(c);
+}

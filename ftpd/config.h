@@ -1,0 +1,44 @@
+/*
+ * config.h - sockserv-ftpd settings from the command line and a config file.
+ *
+ * Every setting has a long option ("--idle-timeout 60") and the same key in
+ * the config file ("idle-timeout = 60"); options on the command line win
+ * over the file given with -c.
+ */
+#ifndef FTPD_CONFIG_H
+#define FTPD_CONFIG_H
+
+#include <stdbool.h>
+#include <limits.h>
+
+#include <sockserv.h>
+
+typedef struct ftpd_config {
+    char listen[256];        /* library address string */
+    char root[PATH_MAX];     /* absolute real path of the served tree */
+    char users[PATH_MAX];    /* users file, "" = none */
+    bool anonymous;          /* anonymous logins allowed */
+    bool anonymous_set;      /* anonymous given explicitly (on or off) */
+    bool anonymous_write;    /* anonymous users may write */
+    unsigned pasv_lo;        /* passive port range, 0-0 = any free port */
+    unsigned pasv_hi;
+    char pasv_address[64];   /* IPv4 address announced in 227, "" = local */
+    unsigned max_clients;
+    unsigned max_per_ip;
+    unsigned idle_timeout;   /* seconds */
+    unsigned data_timeout;   /* seconds */
+    ss_mode mode;            /* SS_MODE_THREADING or SS_MODE_FORKING */
+    char log[PATH_MAX];      /* session log, "" = stderr */
+    char xferlog[PATH_MAX];  /* transfer log, "" = none */
+} ftpd_config;
+
+/* Result of config_parse_args besides success. */
+#define CONFIG_EXIT_OK 1 /* --help or --version was printed: exit 0 */
+
+/* Fill *c from defaults, the -c file and the command line, then check it.
+ * On a bad argument or config line prints one error line naming the option
+ * or file:line and returns -1 (the caller exits 2). Returns 0, or
+ * CONFIG_EXIT_OK after printing help or version. */
+int config_parse_args(ftpd_config *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * connlimit.h - how many sessions run at once, in all and per client address.
+ *
+ * The counters live in shared memory guarded by a process-shared mutex, so
+ * they count the same in threading mode and in forking mode (where each
+ * session runs in its own process).
+ */
+#ifndef FTPD_CONNLIMIT_H
+#define FTPD_CONNLIMIT_H
+
+#include <sys/socket.h>
+
+/* Set up the counters. Returns 0 or -1 with errno. */
+int connlimit_init(unsigned max_clients, unsigned max_per_ip);
+
+/* Count a new session from addr. Returns 0, or -1 when a limit is reached
+ * (nothing is counted then). */
+int connlimit_acquire(const struct sockaddr *addr);
+
+/* The session from addr has ended. */
+void connlimit_release(const struct sockaddr *addr);
+
+#endif

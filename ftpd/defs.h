@@ -1,0 +1,54 @@
+/*
+ * defs.h - every protocol and resource limit of sockserv-ftpd, in one place.
+ */
+#ifndef FTPD_DEFS_H
+#define FTPD_DEFS_H
+
+#define FTPD_NAME "sockserv-ftpd"
+#define FTPD_VERSION "0.1.0"
+
+/* Longest command line accepted, without CRLF. Longer lines get
+ * "500 Line too long" and are discarded. */
+#define FTPD_LINE_MAX 4096
+/* A line that never ends is discarded in pieces; after this many bytes of
+ * one over-long line the session is closed. */
+#define FTPD_DISCARD_MAX (1024 * 1024)
+/* Longest command verb ("XPWD", "MLSD", ...). */
+#define FTPD_VERB_MAX 8
+/* Longest user name. */
+#define FTPD_USER_MAX 64
+/* Longest reply line we format (text after the code is cut there). */
+#define FTPD_REPLY_MAX (FTPD_LINE_MAX + 128)
+
+/* Failed logins allowed per session before "421" and close. */
+#define FTPD_LOGIN_ATTEMPTS 3
+/* Delay after a failed login, milliseconds (slows password guessing). */
+#define FTPD_LOGIN_DELAY_MS 400
+
+/* Transfer buffer (the ASCII conversion buffer is twice as large). */
+#define FTPD_XFER_BUF (128 * 1024)
+/* A directory listing is built in memory before it is sent; beyond this
+ * size the listing fails with 451 rather than exhausting memory. */
+#define FTPD_LISTING_MAX (64 * 1024 * 1024)
+
+/* Defaults of the configurable limits. */
+#define FTPD_DEFAULT_LISTEN "127.0.0.1:2121"
+#define FTPD_DEFAULT_MAX_CLIENTS 50
+#define FTPD_DEFAULT_MAX_PER_IP 10
+#define FTPD_DEFAULT_IDLE_TIMEOUT 300
+#define FTPD_DEFAULT_DATA_TIMEOUT 60
+/* How long SIGTERM/SIGINT lets running transfers go on, seconds. */
+#define FTPD_DRAIN_TIMEOUT 30
+
+/* Upper bounds for configured values. */
+#define FTPD_CLIENTS_LIMIT 10000
+#define FTPD_TIMEOUT_LIMIT 86400
+
+/* Users file: most accounts and longest line. */
+#define FTPD_USERS_MAX 10000
+#define FTPD_CONF_LINE_MAX 4096
+
+/* How often the serve loop wakes when idle, seconds. */
+#define FTPD_POLL_INTERVAL 0.5
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * log.c - session log and xferlog.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 2048
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_fd = STDERR_FILENO;
+static int xfer_fd = -1;
+static char log_path_buf[PATH_MAX];
+static char xfer_path_buf[PATH_MAX];
+static volatile sig_atomic_t reopen_wanted;
+
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int log_open(const char *log_path, const char *xferlog_path, const char **which)
+{
+    int fd;
+
+    if (log_path != NULL && *log_path != '\0') {
+        fd = open_append(log_path);
+        if (fd < 0) {
+            *which = log_path;
+            return -1;
+        }
+        log_fd = fd;
+        snprintf(log_path_buf, sizeof(log_path_buf), "%s", log_path);
+    }
+    if (xferlog_path != NULL && *xferlog_path != '\0') {
+        fd = open_append(xferlog_path);
+        if (fd < 0) {
+            *which = xferlog_path;
+            return -1;
+        }
+        xfer_fd = fd;
+        snprintf(xfer_path_buf, sizeof(xfer_path_buf), "%s", xferlog_path);
+    }
+    return 0;
+}
+
+void log_close(void)
+{
+    pthread_mutex_lock(&log_lock);
+    if (log_fd != STDERR_FILENO && log_fd >= 0)
+        close(log_fd);
+    if (xfer_fd >= 0)
+        close(xfer_fd);
+    log_fd = STDERR_FILENO;
+    xfer_fd = -1;
+    pthread_mutex_unlock(&log_lock);
+}
+
+void log_request_reopen(void)
+{
+    reopen_wanted = 1;
+}
+
+/* Swap in a fresh descriptor; keep the old one if the file cannot be opened,
+ * so a failed rotation loses no lines. */
+static void reopen_one(int *fdp, const char *path)
+{
+    int fd;
+
+    if (path[0] == '\0' || *fdp < 0)
+        return;
+    fd = open_append(path);
+    if (fd < 0)
+        return;
+    close(*fdp);
+    *fdp = fd;
+}
+
+static void maybe_reopen(void)
+{
+    if (!reopen_wanted)
+        return;
+    reopen_wanted = 0;
+    reopen_one(&log_fd, log_path_buf);
+    reopen_one(&xfer_fd, xfer_path_buf);
+}
+
+static void write_all(int fd, const char *buf, size_t n)
+{
+    /* Bounded: each turn writes at least one byte or gives up. */
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
+}
+
+static void scrub(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+}
+
+void log_msg(const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    struct tm tm;
+    time_t now = time(NULL);
+    size_t n;
+    int k;
+    va_list ap;
+
+    gmtime_r(&now, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
+    k = snprintf(line + n, sizeof(line) - n, "[%ld] ", (long)getpid());
+    if (k > 0)
+        n += (size_t)k;
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (k > 0) {
+        size_t m = (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
+        scrub(line + n, m);
+        n += m;
+    }
+    line[n++] = '\n';
+    pthread_mutex_lock(&log_lock);
+    maybe_reopen();
+    write_all(log_fd, line, n);
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* xferlog fields are separated by spaces, so spaces and control characters
+ * in names become '_' (as other servers writing this format do). */
+static void field(char *out, size_t size, const char *in)
+{
+    size_t i = 0;
+
+    for (; in[i] != '\0' && i + 1 < size; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[i] = (ch <= ' ' || ch == 0x7f) ? '_' : (char)ch;
+    }
+    out[i] = '\0';
+    if (i == 0 && size > 1) {
+        out[0] = '-';
+        out[1] = '\0';
+    }
+}
+
+void log_xfer(const log_xfer_info *x)
+{
+    char line[LOG_LINE_MAX];
+    char when[32], path[PATH_MAX], user[128];
+    struct tm tm;
+    time_t now = time(NULL);
+    long secs = (long)(now - x->start);
+    int k;
+
+    log_msg("transfer %s %s %lld bytes %s %s", x->direction == 'o' ? "download" : "upload",
+            x->path, (long long)x->bytes, x->ascii ? "ascii" : "binary",
+            x->complete ? "complete" : "incomplete");
+    localtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
+    field(path, sizeof(path), x->path);
+    field(user, sizeof(user), x->user);
+    /* wu-ftpd xferlog: time, seconds, host, bytes, file, type, action flag,
+     * direction, access mode, user, service, auth method, auth user id,
+     * completion status. */
+    k = snprintf(line, sizeof(line), "%s %ld %s %lld %s %c _ %c %c %s ftp 0 * %c\n", when,
+                 secs < 1 ? 1L : secs, x->host, (long long)x->bytes, path, x->ascii ? 'a' : 'b',
+                 x->direction, x->anonymous ? 'a' : 'r', user, x->complete ? 'c' : 'i');
+    if (k <= 0)
+        return;
+    if ((size_t)k >= sizeof(line)) {
+        k = (int)sizeof(line) - 1;
+        line[k - 1] = '\n';
+    }
+    pthread_mutex_lock(&log_lock);
+    maybe_reopen();
+    if (xfer_fd >= 0)
+        write_all(xfer_fd, line, (size_t)k);
+    pthread_mutex_unlock(&log_lock);
+}

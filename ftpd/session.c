@@ -1,0 +1,411 @@
+/*
+ * session.c - the control connection: handler lifecycle, command lines in,
+ * replies out.
+ *
+ * Reading: every wait is a poll on the control socket and the server's
+ * shutdown descriptor, bounded by the idle timeout. A line is read with the
+ * library's bounded ss_readline; telnet IAC sequences (some clients send
+ * IAC IP / IAC DM before ABOR) are removed, over-long lines are discarded
+ * and answered with 500, lines with a NUL byte are refused.
+ */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "connlimit.h"
+#include "log.h"
+#include "transfer.h"
+
+#define TELNET_IAC 255
+#define TELNET_WILL 251 /* WILL, WONT, DO, DONT (251-254) carry an option byte */
+
+static const ftpd_config *g_cfg;
+static int g_shutdown_fd = -1;
+
+void session_global_init(const ftpd_config *cfg, int shutdown_fd)
+{
+    g_cfg = cfg;
+    g_shutdown_fd = shutdown_fd;
+}
+
+int session_shutdown_fd(void)
+{
+    return g_shutdown_fd;
+}
+
+bool session_shutdown_requested(void)
+{
+    struct pollfd p = {.fd = g_shutdown_fd, .events = POLLIN};
+
+    if (g_shutdown_fd < 0)
+        return false;
+    return poll(&p, 1, 0) > 0;
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+/* Replace what must never reach the client raw: CR and LF would end the
+ * reply line early and let a file name forge a reply. */
+static void scrub(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            p[i] = '?';
+}
+
+static int send_line(session *s, const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[FTPD_REPLY_MAX];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "%s", prefix);
+    int k;
+
+    k = vsnprintf(buf + n, sizeof(buf) - n - 2, fmt, ap);
+    if (k < 0)
+        k = 0;
+    if ((size_t)k > sizeof(buf) - n - 3)
+        k = (int)(sizeof(buf) - n - 3);
+    scrub(buf + n, (size_t)k);
+    n += (size_t)k;
+    buf[n++] = '\r';
+    buf[n++] = '\n';
+    return ss_write(s->req, buf, n) < 0 ? -1 : 0;
+}
+
+int reply(session *s, int code, const char *fmt, ...)
+{
+    char prefix[8];
+    va_list ap;
+    int rc;
+
+    snprintf(prefix, sizeof(prefix), "%03d ", code);
+    va_start(ap, fmt);
+    rc = send_line(s, prefix, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int reply_begin(session *s, int code, const char *fmt, ...)
+{
+    char prefix[8];
+    va_list ap;
+    int rc;
+
+    snprintf(prefix, sizeof(prefix), "%03d-", code);
+    va_start(ap, fmt);
+    rc = send_line(s, prefix, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Continuation lines start with a space, so none can look like the end of
+ * the reply ("213 ..."), whatever a file name holds. */
+int reply_line(session *s, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = send_line(s, " ", fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- reading commands --------------------------------------------------- */
+
+bool session_input_pending(session *s)
+{
+    return ss_pending(s->req) > 0;
+}
+
+/* Remove telnet commands in place; IAC IAC stands for a 0xff byte. */
+static size_t strip_telnet(char *p, size_t n)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (c != TELNET_IAC) {
+            p[out++] = p[i];
+            continue;
+        }
+        if (i + 1 < n && (unsigned char)p[i + 1] == TELNET_IAC) {
+            p[out++] = p[i];
+            i++;
+        } else if (i + 1 < n && (unsigned char)p[i + 1] >= TELNET_WILL) {
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return out;
+}
+
+static int wait_readable(session *s, int timeout_ms)
+{
+    struct pollfd p[2];
+    int n = 1;
+    struct timespec start, now;
+
+    if (session_input_pending(s))
+        return 1;
+    p[0].fd = s->ctrl_fd;
+    p[0].events = POLLIN;
+    if (g_shutdown_fd >= 0 && !s->shutdown_seen) {
+        p[1].fd = g_shutdown_fd;
+        p[1].events = POLLIN;
+        p[1].revents = 0;
+        n = 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        long left;
+        int r;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
+                             (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left < 0)
+            left = 0;
+        r = poll(p, (nfds_t)n, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue; /* a signal (SIGHUP): the deadline keeps the loop bounded */
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        if (n == 2 && (p[1].revents & POLLIN)) {
+            s->shutdown_seen = true;
+            return -3;
+        }
+        return 1;
+    }
+}
+
+int session_read_line(session *s, int timeout_ms)
+{
+    char *line = s->line;
+    const size_t size = sizeof(s->line) - 1; /* room for the NUL */
+    ssize_t n;
+    size_t len;
+    int w;
+
+    w = wait_readable(s, timeout_ms);
+    if (w == 0)
+        return READ_TIMEOUT;
+    if (w == -3)
+        return READ_SHUTDOWN;
+    if (w < 0)
+        return READ_ERROR;
+    n = ss_readline(s->req, line, size);
+    if (n < 0)
+        return errno == ETIMEDOUT || errno == EAGAIN ? READ_TIMEOUT : READ_ERROR;
+    if (n == 0)
+        return READ_EOF;
+    len = (size_t)n;
+    if (line[len - 1] != '\n') {
+        size_t dropped = len;
+
+        if (len < size - 1)
+            return READ_EOF; /* the connection ended inside a line */
+        /* Discard the rest of the line, in bounded pieces. */
+        while (dropped < FTPD_DISCARD_MAX) {
+            n = ss_readline(s->req, line, size);
+            if (n <= 0)
+                return READ_ERROR;
+            dropped += (size_t)n;
+            if (line[n - 1] == '\n')
+                return READ_TOO_LONG;
+        }
+        return READ_ERROR;
+    }
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    len = strip_telnet(line, len);
+    line[len] = '\0';
+    if (len > FTPD_LINE_MAX)
+        return READ_TOO_LONG;
+    if (memchr(line, '\0', len) != NULL)
+        return READ_NUL;
+    return READ_LINE;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+void session_reset(session *s)
+{
+    xfer_forget(s);
+    if (s->fs_open)
+        vfs_close(&s->fs);
+    s->fs_open = false;
+    s->have_user = false;
+    s->logged_in = false;
+    s->anonymous = false;
+    s->can_write = false;
+    s->user[0] = '\0';
+    s->ident[0] = '\0';
+    s->type = 'A';
+    s->rest = 0;
+    s->epsv_all = false;
+    s->have_rnfr = false;
+    s->hash_algo = "SHA-256";
+}
+
+static void addr_host(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+    const void *a = NULL;
+
+    if (ss->ss_family == AF_INET) {
+        a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)size);
+            return;
+        }
+        a = a6;
+    }
+    if (a == NULL || inet_ntop(ss->ss_family, a, out, (socklen_t)size) == NULL)
+        snprintf(out, size, "?");
+}
+
+static void session_free(session *s)
+{
+    if (s == NULL)
+        return;
+    session_reset(s);
+    if (s->counted)
+        connlimit_release((const struct sockaddr *)&s->peer);
+    free(s->buf);
+    free(s->abuf);
+    free(s);
+}
+
+static int session_setup(ss_request *req)
+{
+    session *s = calloc(1, sizeof(*s));
+    const struct sockaddr *peer;
+    socklen_t plen = 0;
+    int one = 1;
+
+    if (s == NULL)
+        return -1;
+    s->req = req;
+    s->cfg = g_cfg;
+    s->ctrl_fd = ss_request_fd(req);
+    s->pasv_fd = -1;
+    s->started = time(NULL);
+    peer = ss_request_client_address(req, &plen);
+    if (peer != NULL && plen <= sizeof(s->peer)) {
+        memcpy(&s->peer, peer, plen);
+        s->peer_len = plen;
+    }
+    s->local_len = sizeof(s->local);
+    if (getsockname(s->ctrl_fd, (struct sockaddr *)&s->local, &s->local_len) < 0)
+        s->local_len = 0;
+    addr_host(&s->peer, s->peer_host, sizeof(s->peer_host));
+    snprintf(s->peer_str, sizeof(s->peer_str), "%s", ss_request_client_str(req));
+    /* Urgent data (the telnet "synch" some clients send with ABOR, or
+     * Python's ftplib sending ABOR itself as urgent) stays in the stream. */
+    setsockopt(s->ctrl_fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+    setsockopt(s->ctrl_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ss_request_set_timeout(req, (double)g_cfg->idle_timeout);
+    session_reset(s);
+
+    if (connlimit_acquire((const struct sockaddr *)&s->peer) < 0) {
+        log_msg("%s: refused, too many connections", s->peer_str);
+        reply(s, 421, "Too many connections.");
+        free(s);
+        return -1;
+    }
+    s->counted = true;
+    s->buf = malloc(FTPD_XFER_BUF);
+    s->abuf = malloc(2 * FTPD_XFER_BUF);
+    if (s->buf == NULL || s->abuf == NULL) {
+        reply(s, 421, "Out of memory.");
+        session_free(s);
+        return -1;
+    }
+    ss_request_set_user(req, s);
+    log_msg("%s: connect", s->peer_str);
+    return 0;
+}
+
+static int session_handle(ss_request *req)
+{
+    session *s = ss_request_user(req);
+    int idle_ms = (int)s->cfg->idle_timeout * 1000;
+    /* Bounded: every turn either serves a line or ends the session; the
+     * idle timeout ends a silent client. */
+    if (reply(s, 220, FTPD_NAME " " FTPD_VERSION " ready.") < 0)
+        return SS_OK;
+    while (!s->quit) {
+        int r;
+
+        if (s->have_pending) {
+            s->have_pending = false;
+            memcpy(s->line, s->pending, sizeof(s->line));
+            r = READ_LINE;
+        } else {
+            r = session_read_line(s, idle_ms);
+        }
+        switch (r) {
+        case READ_LINE:
+            if (commands_dispatch(s, s->line) < 0)
+                s->quit = true;
+            break;
+        case READ_TOO_LONG:
+            reply(s, 500, "Line too long.");
+            break;
+        case READ_NUL:
+            reply(s, 501, "NUL byte in command.");
+            break;
+        case READ_TIMEOUT:
+            reply(s, 421, "Timeout: closing control connection.");
+            log_msg("%s: idle timeout", s->peer_str);
+            s->quit = true;
+            break;
+        case READ_SHUTDOWN:
+            reply(s, 421, "Server shutting down.");
+            s->quit = true;
+            break;
+        default:
+            s->quit = true;
+            break;
+        }
+        /* After a transfer the server may have started stopping. */
+        if (!s->quit && s->shutdown_seen && !s->have_pending) {
+            reply(s, 421, "Server shutting down.");
+            s->quit = true;
+        }
+    }
+    return SS_OK;
+}
+
+static void session_finish(ss_request *req)
+{
+    session *s = ss_request_user(req);
+
+    if (s == NULL)
+        return;
+    log_msg("%s: disconnect%s%s, %llu bytes in, %llu bytes out", s->peer_str,
+            s->user[0] != '\0' ? " user " : "", s->user, s->bytes_in, s->bytes_out);
+    ss_request_set_user(req, NULL);
+    session_free(s);
+}
+
+const ss_handler session_handler = {
+    .setup = session_setup,
+    .handle = session_handle,
+    .finish = session_finish,
+};

@@ -1,0 +1,55 @@
+/*
+ * transfer.h - data connections (PASV, EPSV, PORT, EPRT) and the transfer
+ * loop, which serves ABOR and STAT from the control connection while data
+ * moves.
+ */
+#ifndef FTPD_TRANSFER_H
+#define FTPD_TRANSFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "session.h"
+
+/* The data-connection commands; each sends its own reply. */
+int xfer_cmd_pasv(session *s);
+int xfer_cmd_epsv(session *s, const char *arg);
+int xfer_cmd_port(session *s, const char *arg);
+int xfer_cmd_eprt(session *s, const char *arg);
+
+/* Drop a prepared data connection (a PASV listener, a PORT address). */
+void xfer_forget(session *s);
+
+/* Is a data connection prepared (PASV/EPSV/PORT/EPRT seen)? */
+bool xfer_prepared(const session *s);
+
+typedef struct xfer_job {
+    char direction;           /* 'o': source -> client, 'i': client -> file */
+    int file_fd;              /* file to read or write; -1 with mem */
+    const char *mem;          /* or send these bytes (listings) */
+    size_t mem_len;
+    bool ascii;               /* convert line ends (not for mem) */
+    off_t total;              /* for STAT; -1 unknown */
+    const char *path;         /* virtual path, for STAT */
+    const char *opening;      /* text of the 150 reply */
+} xfer_job;
+
+typedef enum xfer_result {
+    XFER_DONE = 0,       /* all bytes moved */
+    XFER_NO_CONN,        /* no data connection: 425 already sent */
+    XFER_ABORTED,        /* ABOR arrived */
+    XFER_DATA_FAILED,    /* the data connection broke */
+    XFER_FILE_FAILED,    /* reading or writing the file failed (errno kept) */
+    XFER_TIMEOUT,        /* no progress within the data timeout */
+    XFER_SHUTDOWN,       /* the server stopped and the drain deadline passed */
+    XFER_CTRL_LOST       /* the control connection closed */
+} xfer_result;
+
+/* Open the data connection, send 150, move the data, close the data
+ * connection. Does not send the final reply (the caller knows what it must
+ * do first, e.g. commit an upload). *bytes receives the count moved;
+ * *err an errno for XFER_FILE_FAILED. */
+xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err);
+
+#endif
