@@ -132,6 +132,13 @@ def write_users(path, users):
         f.write("\n".join(lines) + "\n")
 
 
+# One "ls -l" line as LIST sends it: type, permissions, links, owner, group,
+# size, month, day, time or year, name.
+LS_RE = re.compile(r"^([dl-])([rwxsStT-]{9})\s+(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+"
+                   r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+(\d{1,2})\s+"
+                   r"(\d{2}:\d{2}|\d{4})\s(.+)$")
+
+
 # ---------------------------------------------------------------------------
 # The server process
 
@@ -706,7 +713,7 @@ class ServerTestCase(unittest.TestCase):
                 c.login(self.user, self.password)
             r = c.cmd("PWD")
             self.assertEqual(r.code, 257, str(r))
-            get = c.data("PASV")
+            get = c.data("PASV" if self.server.family == socket.AF_INET else "EPSV")
             r = c.cmd("NLST")
             self.assertIn(r.code, (125, 150), str(r))
             recv_all(get())
