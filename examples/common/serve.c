@@ -13,6 +13,8 @@
 
 /* Room for "[ipv6%scope]:port" and for "unix:" plus a socket path. */
 #define SERVE_ADDR_TEXT 160
+/* Seconds to wait for running requests before saying that we wait. */
+#define SERVE_QUIET_DRAIN 0.5
 
 int serve_main(const ss_options *opt, const ss_handler *h)
 {
@@ -55,9 +57,13 @@ int serve_main(const ss_options *opt, const ss_handler *h)
     /* From here a second interrupt means "quit now", not "stop serving". */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    active = ss_server_active(srv);
-    if (active > 0)
-        cli_error("waiting for %u running request(s); interrupt again to quit at once", active);
+    /* Requests about to end (a client that has just hung up) are not worth
+     * a message; those still running after a moment are. */
+    if (ss_server_drain(srv, SERVE_QUIET_DRAIN) != 0) {
+        active = ss_server_active(srv);
+        cli_error("waiting for %u running request(s); interrupt again to quit at once",
+                  active);
+    }
 
 out:
     /* Closes the socket and, with block_on_close, waits for running

@@ -59,6 +59,16 @@ class Conn:
         self.close()
 
 
+def wait_for_stderr(srv, text, timeout=10.0):
+    """Wait until the server has written text to stderr (checked every 10 ms,
+    at most timeout seconds)."""
+    deadline = time.monotonic() + timeout
+    while text not in srv.stderr():
+        if time.monotonic() > deadline or srv.proc.poll() is not None:
+            raise AssertionError("no %r on stderr: %r" % (text, srv.stderr()))
+        time.sleep(0.01)
+
+
 class TcpServerTest(unittest.TestCase):
 
     def check_lines(self, srv):
@@ -185,20 +195,20 @@ class TcpServerTest(unittest.TestCase):
                     self.assertEqual(srv.stop(sig), 0, srv.stderr())
 
     def test_stop_waits_for_a_connected_client(self):
-        for mode in ["threading", "forking"]:
+        for mode in ["threading", "forking", "pool"]:
             with self.subTest(mode=mode), \
                     Server("tcp-upper-server", ["127.0.0.1:0", "--mode", mode]) as srv:
                 with Conn(srv) as c:
                     c.send(b"before\n")
                     self.assertEqual(c.readline(), b"BEFORE\n")
                     srv.proc.send_signal(signal.SIGTERM)
+                    wait_for_stderr(srv, b"waiting for 1 running request")
                     # the open connection is still served to its end
                     c.send(b"after\n")
                     self.assertEqual(c.readline(), b"AFTER\n")
                     self.assertIsNone(srv.proc.poll())
                 # once it hangs up, the server exits cleanly
                 self.assertEqual(srv.wait(), 0, srv.stderr())
-                self.assertIn(b"waiting for 1 running request", srv.stderr())
                 with self.assertRaises(OSError):
                     socket.create_connection(srv.sockaddr(), timeout=2).close()
 
@@ -207,6 +217,7 @@ class TcpServerTest(unittest.TestCase):
             c.send(b"x\n")
             self.assertEqual(c.readline(), b"X\n")
             srv.proc.send_signal(signal.SIGINT)
+            wait_for_stderr(srv, b"interrupt again to quit at once")
             c.send(b"y\n")  # served: the first signal only stopped accepting
             self.assertEqual(c.readline(), b"Y\n")
             self.assertEqual(srv.stop(signal.SIGINT), -signal.SIGINT)
