@@ -94,8 +94,15 @@ class Server:
         self.proc = subprocess.Popen([program(name)] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.err)
-        self.address = self._read_listening()
-        self.host, self.port = split_address(self.address)
+        try:
+            self.address = self._read_listening()
+            if self.address.startswith("unix:"):
+                self.host, self.port = None, None
+            else:
+                self.host, self.port = split_address(self.address)
+        except BaseException:
+            self.close()
+            raise
 
     def _read_listening(self):
         line = b""
@@ -155,7 +162,8 @@ class Server:
 
     def close(self):
         self.kill()
-        self.proc.stdout.close()
+        if not self.proc.stdout.closed:
+            self.proc.stdout.close()
         self.err.close()
 
     def __enter__(self):
