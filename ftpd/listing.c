@@ -52,11 +52,11 @@ typedef struct ls_ids {
 } ls_ids;
 
 typedef struct ls_names {
-    char *arena;      /* the names, NUL-separated */
+    char *arena; /* the names, NUL-separated */
     size_t arena_len;
     size_t arena_cap;
-    size_t *offs;     /* offset of each name in arena */
-    char **sorted;    /* pointers into arena, sorted */
+    size_t *offs;  /* offset of each name in arena */
+    char **sorted; /* pointers into arena, sorted */
     size_t count;
     size_t cap;
 } ls_names;
@@ -227,8 +227,8 @@ static int ls_line(const struct stat *st, const char *owner, const char *group, 
     ls_mode_string(st->st_mode, mode);
     ls_date(st->st_mtime, now, date);
     int n = snprintf(buf, size, "%s %3lu %-8s %-8s %8lld %s %s%s%s", mode,
-                     (unsigned long)st->st_nlink, owner, group, (long long)st->st_size, date,
-                     name, target ? " -> " : "", target ? target : "");
+                     (unsigned long)st->st_nlink, owner, group, (long long)st->st_size, date, name,
+                     target ? " -> " : "", target ? target : "");
     if (n < 0 || (size_t)n >= size) {
         errno = ENAMETOOLONG;
         return -1;
@@ -236,8 +236,7 @@ static int ls_line(const struct stat *st, const char *owner, const char *group, 
     return n;
 }
 
-int listing_format_ls(const struct stat *st, const char *name, time_t now, char *buf,
-                      size_t size)
+int listing_format_ls(const struct stat *st, const char *name, time_t now, char *buf, size_t size)
 {
     char owner[LS_ID_NAME_MAX];
     char group[LS_ID_NAME_MAX];
@@ -331,8 +330,8 @@ int listing_format_facts(const struct stat *st, const char *type_override, const
     perm[p] = '\0';
     listing_format_time(st->st_mtime, modify);
     int n = snprintf(buf, size, "type=%s;%smodify=%s;perm=%s;unique=%llxg%llx; %s", type, sizefact,
-                     modify, perm, (unsigned long long)st->st_dev,
-                     (unsigned long long)st->st_ino, name);
+                     modify, perm, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+                     name);
     if (n < 0 || (size_t)n >= size) {
         errno = ENAMETOOLONG;
         return -1;

@@ -437,8 +437,8 @@ static int path_join(const char *dir, const char *name, char *out, size_t size)
 
 /* Creates a new file with a random name in the directory dfd (virtual path
  * dir) and returns its descriptor; its virtual path goes to out. */
-static int path_create_random(int dfd, const char *dir, const char *prefix, mode_t mode,
-                              char *out, size_t size)
+static int path_create_random(int dfd, const char *dir, const char *prefix, mode_t mode, char *out,
+                              size_t size)
 {
     char name[sizeof PATH_TEMP_PREFIX + 2 * PATH_RANDOM_BYTES + 1];
     for (int i = 0; i < PATH_UNIQUE_TRIES; i++) {

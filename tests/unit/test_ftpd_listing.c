@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "../../ftpd/path.c"
 #include "../../ftpd/listing.c"
+#include "../../ftpd/path.c"
 
 #include <ftw.h>
 #include <regex.h>
@@ -116,8 +116,8 @@ static int setup(void **state)
     fixture *fx = calloc(1, sizeof *fx);
     char p[512];
     assert_non_null(fx);
-    struct tm tm = {.tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 25, .tm_hour = 18,
-                    .tm_min = 40};
+    struct tm tm = {
+        .tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 25, .tm_hour = 18, .tm_min = 40};
     t_recent = timegm(&tm);
     t_now = t_recent + 80 * 60;
     snprintf(fx->base, sizeof fx->base, "%s/ftpd-listing-XXXXXX", scratch_dir());
@@ -191,12 +191,12 @@ static void parse_ls(const char *line, ls_fields *f)
     if (rc != 0)
         fail_msg("unparsable LIST line: \"%s\"", line);
     char tmp[32];
-#define FIELD(i, dst)                                                                          \
-    do {                                                                                       \
-        size_t n_ = (size_t)(m[i].rm_eo - m[i].rm_so);                                         \
-        assert_true(n_ < sizeof(dst));                                                         \
-        memcpy((dst), line + m[i].rm_so, n_);                                                  \
-        (dst)[n_] = '\0';                                                                      \
+#define FIELD(i, dst)                                                                              \
+    do {                                                                                           \
+        size_t n_ = (size_t)(m[i].rm_eo - m[i].rm_so);                                             \
+        assert_true(n_ < sizeof(dst));                                                             \
+        memcpy((dst), line + m[i].rm_so, n_);                                                      \
+        (dst)[n_] = '\0';                                                                          \
     } while (0)
     FIELD(1, f->mode);
     FIELD(2, tmp);
@@ -239,9 +239,9 @@ static void test_list_format(void **state)
     expected_owner(geteuid(), getegid(), owner, group);
     assert_int_equal(listing_list(&fx->v, "/", &o, sink_emit, &s), 0);
     /* Sorted by name, no dot files, no "." / "..", no CR/LF name. */
-    static const char *const names[] = {"a_dir", "b.txt", "link_dir -> a_dir", "link_etc",
-                                        "link_in -> b.txt", "link_out", "old.txt",
-                                        "with space.txt"};
+    static const char *const names[] = {
+        "a_dir",    "b.txt",   "link_dir -> a_dir", "link_etc", "link_in -> b.txt",
+        "link_out", "old.txt", "with space.txt"};
     assert_int_equal(s.lines, 8);
     for (int i = 0; i < 8; i++) {
         sink_line(&s, i, line, sizeof line);
@@ -365,8 +365,7 @@ static void unique_of(const fixture *fx, const char *name, char *out, size_t siz
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", fx->root, name);
     assert_int_equal(stat(p, &st), 0);
-    snprintf(out, size, "%llxg%llx", (unsigned long long)st.st_dev,
-             (unsigned long long)st.st_ino);
+    snprintf(out, size, "%llxg%llx", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 }
 
 static void test_mlsd(void **state)
@@ -395,14 +394,13 @@ static void test_mlsd(void **state)
     assert_string_equal(line, want);
     sink_line(&s, 3, line, sizeof line);
     unique_of(fx, "b.txt", uniq, sizeof uniq);
-    snprintf(want, sizeof want,
-             "type=file;size=1234;modify=20261125184000;perm=r;unique=%s; b.txt", uniq);
+    snprintf(want, sizeof want, "type=file;size=1234;modify=20261125184000;perm=r;unique=%s; b.txt",
+             uniq);
     assert_string_equal(line, want);
     /* A link to a directory inside is presented as that directory. */
     sink_line(&s, 4, line, sizeof line);
     unique_of(fx, "a_dir", uniq, sizeof uniq);
-    snprintf(want, sizeof want, "type=dir;modify=20261125184000;perm=el;unique=%s; link_dir",
-             uniq);
+    snprintf(want, sizeof want, "type=dir;modify=20261125184000;perm=el;unique=%s; link_dir", uniq);
     assert_string_equal(line, want);
     /* Links to the outside stay links and reveal nothing of the target. */
     sink_line(&s, 5, line, sizeof line);

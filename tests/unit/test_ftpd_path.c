@@ -220,9 +220,16 @@ static void test_symlink_escapes(void **state)
     fixture *fx = *state;
     struct stat st;
     static const char *const bad[] = {
-        "link_etc",        "link_etc/passwd",     "/link_etc/passwd", "link_up",
-        "link_up/etc/passwd", "link_secret",       "link_abs",         "dir/link_out",
-        "dir/link_out/secret.txt", "link_in/link_out/secret.txt",
+        "link_etc",
+        "link_etc/passwd",
+        "/link_etc/passwd",
+        "link_up",
+        "link_up/etc/passwd",
+        "link_secret",
+        "link_abs",
+        "dir/link_out",
+        "dir/link_out/secret.txt",
+        "link_in/link_out/secret.txt",
         "link_in/link_parent/link_secret",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -264,8 +271,13 @@ static void test_dotdot_is_lexical(void **state)
     char buf[32];
     /* ".." never climbs above "/": these name files inside the root. */
     static const char *const names[] = {
-        "../file.txt", "../../file.txt", "/../../file.txt", "dir/../file.txt",
-        "link_in/../file.txt", "dir/link_parent/file.txt", "dir/sub/../../file.txt",
+        "../file.txt",
+        "../../file.txt",
+        "/../../file.txt",
+        "dir/../file.txt",
+        "link_in/../file.txt",
+        "dir/link_parent/file.txt",
+        "dir/sub/../../file.txt",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int fd = vfs_open(&fx->v, names[i], O_RDONLY, 0);
