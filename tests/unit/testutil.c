@@ -674,10 +674,22 @@ int tu_scale_divisor(void)
 
 /* ---- cmocka fixtures ----------------------------------------------------- */
 
+/* Threads of the process when no test runs; -1 until first measured. */
+static int idle_threads = -1;
+
 int tu_setup(void **state)
 {
+    int n;
+
     (void)state;
     alarm(TU_WATCHDOG_S);
+    /* Threads a previous test ended may still be leaving the task list;
+     * tests that count threads must start from the settled number. */
+    if (idle_threads < 0)
+        idle_threads = tu_count_threads();
+    n = tu_wait_threads(idle_threads, TU_SETTLE_MS);
+    if (n != idle_threads)
+        idle_threads = n; /* e.g. a sanitizer's helper thread appeared */
     return 0;
 }
 

@@ -27,6 +27,8 @@
 #define TU_WAIT_MS 5000
 /* How long to watch for something that must not happen. */
 #define TU_QUIET_MS 100
+/* How long tu_setup waits for threads of an earlier test to go away. */
+#define TU_SETTLE_MS 1000
 /* A test that runs longer than this is killed by SIGALRM. */
 #define TU_WATCHDOG_S 60
 /* Room for a temporary Unix socket path. */
