@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* Bytes read per pread call. */
-#define HASH_CHUNK (256 * 1024)
+#define HASH_CHUNK ((size_t)256 * 1024)
 
 const char *const hash_algorithms[] = {"SHA-256", "SHA-1", "MD5", NULL};
 
@@ -89,7 +89,7 @@ int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_
     (void)posix_fadvise(fd, start, end - start, POSIX_FADV_SEQUENTIAL);
     off_t pos = start;
     while (pos < end) {
-        size_t want = (end - pos) < HASH_CHUNK ? (size_t)(end - pos) : HASH_CHUNK;
+        size_t want = (end - pos) < (off_t)HASH_CHUNK ? (size_t)(end - pos) : HASH_CHUNK;
         ssize_t n = pread(fd, buf, want, pos);
         if (n < 0) {
             if (errno == EINTR)
@@ -108,11 +108,11 @@ int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_
         errno = EIO;
         goto out;
     }
-    for (unsigned int i = 0; i < md_len; i++) {
+    for (size_t i = 0; i < md_len; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 0x0f];
     }
-    out[2 * md_len] = '\0';
+    out[2 * (size_t)md_len] = '\0';
     rc = 0;
 out:;
     int saved = errno;

@@ -174,6 +174,15 @@ static const char *ls_cached_id(ls_ctx *c, bool user, unsigned id)
     return ids->name[slot];
 }
 
+/* The execute column: x or -, or the special bit's letter (lower case when
+ * execute is also set, upper case when not). */
+static char ls_exec_char(mode_t exec, mode_t special, char letter)
+{
+    if (special)
+        return (char)(exec ? letter : letter - 'a' + 'A');
+    return (char)(exec ? 'x' : '-');
+}
+
 static void ls_mode_string(mode_t m, char out[11])
 {
     char t = '-';
@@ -192,13 +201,13 @@ static void ls_mode_string(mode_t m, char out[11])
     out[0] = t;
     out[1] = (m & S_IRUSR) ? 'r' : '-';
     out[2] = (m & S_IWUSR) ? 'w' : '-';
-    out[3] = (m & S_ISUID) ? ((m & S_IXUSR) ? 's' : 'S') : ((m & S_IXUSR) ? 'x' : '-');
+    out[3] = ls_exec_char(m & S_IXUSR, m & S_ISUID, 's');
     out[4] = (m & S_IRGRP) ? 'r' : '-';
     out[5] = (m & S_IWGRP) ? 'w' : '-';
-    out[6] = (m & S_ISGID) ? ((m & S_IXGRP) ? 's' : 'S') : ((m & S_IXGRP) ? 'x' : '-');
+    out[6] = ls_exec_char(m & S_IXGRP, m & S_ISGID, 's');
     out[7] = (m & S_IROTH) ? 'r' : '-';
     out[8] = (m & S_IWOTH) ? 'w' : '-';
-    out[9] = (m & S_ISVTX) ? ((m & S_IXOTH) ? 't' : 'T') : ((m & S_IXOTH) ? 'x' : '-');
+    out[9] = ls_exec_char(m & S_IXOTH, m & S_ISVTX, 't');
     out[10] = '\0';
 }
 

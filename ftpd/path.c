@@ -440,7 +440,7 @@ static int path_join(const char *dir, const char *name, char *out, size_t size)
 static int path_create_random(int dfd, const char *dir, const char *prefix, mode_t mode, char *out,
                               size_t size)
 {
-    char name[sizeof PATH_TEMP_PREFIX + 2 * PATH_RANDOM_BYTES + 1];
+    char name[sizeof PATH_TEMP_PREFIX + 2 * (size_t)PATH_RANDOM_BYTES + 1];
     for (int i = 0; i < PATH_UNIQUE_TRIES; i++) {
         if (path_random_name(prefix, name, sizeof name) < 0)
             return -1;
