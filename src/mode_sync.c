@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -34,35 +35,37 @@ static unsigned sync_active(ss_server *srv)
     return atomic_load_explicit(&srv->sync_active, memory_order_relaxed);
 }
 
-/* Requests run inside the loop; when the loop is not in one, none runs. */
+/* Requests run inside the loop; when the loop is not in one, none runs.
+ * From the loop's own thread (a handler) there is nothing to wait for. */
 static int sync_drain(ss_server *srv, double timeout)
 {
-    (void)timeout;
-    if (sync_active(srv) != 0 && !pthread_equal(srv->loop_thread, pthread_self())) {
-        /* Wait for the loop to leave the request it is in. */
-        double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-        pthread_mutex_lock(&srv->mu);
-        while (sync_active(srv) != 0 && srv->running) {
-            int ms = ss__ms_until(deadline);
-            if (ms == 0)
-                break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int step = ms < 0 || ms > 10 ? 10 : ms;
-            ts.tv_nsec += (long)step * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+    int rc = 0;
+
+    pthread_mutex_lock(&srv->mu);
+    bool inside = srv->running && pthread_equal(srv->loop_thread, pthread_self());
+    while (!inside && srv->running && sync_active(srv) != 0) {
+        int ms = ss__ms_until(deadline);
+        if (ms == 0) {
+            rc = -1;
+            break;
         }
-        pthread_mutex_unlock(&srv->mu);
+        /* The loop signals nothing per request (that would cost every
+         * request a lock); look again every few milliseconds. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int step = ms < 0 || ms > 5 ? 5 : ms;
+        ts.tv_nsec += (long)step * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
     }
-    if (sync_active(srv) != 0 && !pthread_equal(srv->loop_thread, pthread_self())) {
+    pthread_mutex_unlock(&srv->mu);
+    if (rc < 0)
         errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static void sync_close(ss_server *srv)

@@ -366,10 +366,13 @@ int ss_handle_request(ss_server *srv)
         return -1;
     double deadline = srv->opt.timeout < 0 ? (double)INFINITY : ss__now() + srv->opt.timeout;
     int rc = 0;
+    bool stopped = false;
 
     for (;;) {
-        if (ss__stop_requested(srv))
+        if (ss__stop_requested(srv)) {
+            stopped = true; /* consumed: the next call waits again */
             break;
+        }
         int r = 0;
         if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
             r = handle_request_noblock(srv);
@@ -389,7 +392,7 @@ int ss_handle_request(ss_server *srv)
         }
     }
     int err = errno;
-    leave_loop(srv, false);
+    leave_loop(srv, stopped || ss__stop_requested(srv));
     errno = err;
     return rc;
 }
