@@ -158,7 +158,8 @@ install: lib examples ftpd
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libsockserv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockserv.so.$(SOMAJOR)
 	ln -sf libsockserv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockserv.so
-	install -m 644 $(BUILD)/sockserv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' sockserv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/sockserv.pc
 	$(if $(FTPD_BIN),install -m 755 $(FTPD_BIN) $(DESTDIR)$(BINDIR)/)
 	for f in docs/*.3; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(MANDIR)/man3/ || true; done
 	for f in docs/*.8; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
