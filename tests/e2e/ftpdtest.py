@@ -614,9 +614,11 @@ def stor_bytes(f, path, data, cmd="STOR", rest=None):
 
 
 def quit_quietly(f):
+    if f.sock is None:
+        return
     try:
         f.quit()
-    except (ftplib.all_errors, AttributeError):
+    except Exception:
         try:
             f.close()
         except Exception:

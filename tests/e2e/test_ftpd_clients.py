@@ -5,6 +5,7 @@ offers, listings, quoted commands, resume, mirror and segmented download.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,10 +157,18 @@ class CurlTest(ClientTestCase):
         self.assertEqual(T.read(self.path("up", "app.txt")), b"one\ntwo\n")
 
     def test_ascii_download(self):
-        p = self.curl(self.url("text.txt;type=a"))
-        self.assertEqual(p.stdout, b"line one\r\nline two\r\n\r\nlast\r\n")
-        p = self.curl("--use-ascii", self.url("text.txt"))
-        self.assertEqual(p.stdout, b"line one\r\nline two\r\n\r\nlast\r\n")
+        # On the wire the server sends CRLF; curl turns it back into LF.
+        text = b"line one\nline two\n\nlast\n"
+        for opts in ([self.url("text.txt;type=a")], ["--use-ascii", self.url("text.txt")]):
+            with self.subTest(opts=opts):
+                trace = self.lpath("trace.txt")
+                p = self.curl("--trace-ascii", trace, *opts)
+                self.assertEqual(p.stdout, text)
+                with open(trace, errors="replace") as fh:
+                    wire = sum(int(n) for n in re.findall(r"<= Recv data, (\d+) bytes",
+                                                          fh.read()))
+                self.assertEqual(wire, len(text.replace(b"\n", b"\r\n")),
+                                 "bytes on the wire in TYPE A")
 
     def test_ranges(self):
         data = T.read(self.path("big.bin"))

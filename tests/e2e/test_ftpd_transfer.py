@@ -364,8 +364,9 @@ class TransferTest(T.ServerTestCase):
         stor_raw(c, "PORT", "up/one.txt", b"x")
         self.assert_no_more_replies(c)
         # Failure before the data connection: one 550, no 150.
-        c.data("EPSV")
+        get = c.data("EPSV")
         r = c.cmd("RETR nonexistent")
+        get().close()
         self.assertEqual(r.code, 550, str(r))
         self.assert_no_more_replies(c)
         # Active connection that cannot be made: a 425 (after an optional 150).
@@ -610,6 +611,7 @@ class PasvPortRangeTest(T.ServerTestCase):
 
     def test_ports_in_range(self):
         c = self.ctl()
+        c.expect("TYPE I", 200)
         for i in range(6):
             if i % 2:
                 r = c.expect("EPSV", 229)
