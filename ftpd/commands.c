@@ -208,6 +208,104 @@ static int finish_reply(session *s, xfer_result res, int err, const char *ok)
     return -1;
 }
 
+/* ---- MLST facts (RFC 3659 7.8: OPTS MLST selects the facts shown) ------- */
+
+static const char *const mlst_fact_names[] = {"type", "size", "modify", "perm", "unique"};
+#define MLST_FACT_COUNT (sizeof(mlst_fact_names) / sizeof(mlst_fact_names[0]))
+
+static int fact_index(const char *name, size_t len)
+{
+    for (size_t i = 0; i < MLST_FACT_COUNT; i++)
+        if (strlen(mlst_fact_names[i]) == len && strncasecmp(mlst_fact_names[i], name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Keep only the selected facts of one "f=v;f=v; name" line. Facts we do not
+ * know (such as "OS.unix=symlink" values inside type) follow their name. */
+static void filter_facts(unsigned mask, const char *in, size_t len, char *out, size_t size)
+{
+    const char *sp = memchr(in, ' ', len);
+    const char *p = in, *facts_end = sp != NULL ? sp : in + len;
+    size_t o = 0;
+
+    if (size == 0)
+        return;
+    while (p < facts_end) {
+        const char *semi = memchr(p, ';', (size_t)(facts_end - p));
+        const char *eq;
+        const char *end = semi != NULL ? semi + 1 : facts_end;
+        int idx;
+
+        eq = memchr(p, '=', (size_t)(end - p));
+        idx = eq != NULL ? fact_index(p, (size_t)(eq - p)) : -1;
+        if ((idx < 0 || (mask & (1u << idx))) && o + (size_t)(end - p) < size) {
+            memcpy(out + o, p, (size_t)(end - p));
+            o += (size_t)(end - p);
+        }
+        p = end;
+    }
+    if (sp != NULL && o + (size_t)(in + len - sp) < size) {
+        memcpy(out + o, sp, (size_t)(in + len - sp));
+        o += (size_t)(in + len - sp);
+    }
+    out[o] = '\0';
+}
+
+/* Rewrite an MLSD listing with only the selected facts. */
+static void filter_mlsd(session *s, membuf *m)
+{
+    membuf out = {NULL, 0, 0};
+    char line[VFS_PATH_MAX + 512];
+    size_t pos = 0;
+
+    /* Bounded by the listing's size: each turn consumes one line. */
+    while (pos < m->len) {
+        const char *nl = memchr(m->p + pos, '\n', m->len - pos);
+        size_t end = nl != NULL ? (size_t)(nl - m->p) : m->len;
+        size_t len = end - pos;
+
+        if (len > 0 && m->p[pos + len - 1] == '\r')
+            len--;
+        filter_facts(s->mlst_facts, m->p + pos, len, line, sizeof(line) - 2);
+        len = strlen(line);
+        line[len++] = '\r';
+        line[len++] = '\n';
+        if (mem_emit(&out, line, len) < 0)
+            break;
+        pos = end + 1;
+    }
+    free(m->p);
+    *m = out;
+}
+
+static int opts_mlst(session *s, const char *val)
+{
+    char shown[80];
+    unsigned mask = 0;
+    const char *p = val;
+
+    /* Bounded by the argument's length: each turn consumes one name. */
+    while (*p != '\0') {
+        size_t len = strcspn(p, ";");
+        int idx = fact_index(p, len);
+
+        if (idx >= 0)
+            mask |= 1u << idx;
+        p += len;
+        if (*p == ';')
+            p++;
+    }
+    s->mlst_facts = mask;
+    shown[0] = '\0';
+    for (size_t i = 0; i < MLST_FACT_COUNT; i++) {
+        size_t len = strlen(shown);
+        if (mask & (1u << i))
+            snprintf(shown + len, sizeof(shown) - len, "%s;", mlst_fact_names[i]);
+    }
+    return reply(s, 200, "MLST OPTS %s", shown);
+}
+
 /* ---- access control ------------------------------------------------------ */
 
 static int cmd_user(session *s, const char *arg)
@@ -726,6 +824,7 @@ static int send_listing(session *s, const char *arg, enum list_kind kind)
     membuf m = {NULL, 0, 0};
     const char *path;
     char norm[VFS_PATH_MAX];
+    struct stat st;
     off_t bytes = 0;
     int err = 0, rc;
     xfer_result res;
@@ -736,6 +835,10 @@ static int send_listing(session *s, const char *arg, enum list_kind kind)
     if (kind == LIST_MLSD)
         o.show_hidden = true;
     if (vfs_normalize(&s->fs, path, norm, sizeof(norm)) < 0)
+        return reply_errno(s, errno);
+    /* A named path must resolve inside the root, symlinks followed: a link
+     * that leads out is refused rather than shown as a link. */
+    if (path != NULL && vfs_stat(&s->fs, path, &st) < 0)
         return reply_errno(s, errno);
     if (kind == LIST_LONG)
         rc = listing_list(&s->fs, path, &o, mem_emit, &m);
@@ -752,6 +855,8 @@ static int send_listing(session *s, const char *arg, enum list_kind kind)
             return reply(s, 451, "Listing too large.");
         return reply_errno(s, err);
     }
+    if (kind == LIST_MLSD && s->mlst_facts != MLST_ALL)
+        filter_mlsd(s, &m);
     memset(&job, 0, sizeof(job));
     job.direction = 'o';
     job.file_fd = -1;
@@ -783,14 +888,16 @@ static int cmd_mlsd(session *s, const char *arg)
 static int cmd_mlst(session *s, const char *arg)
 {
     listing_opts o;
-    char facts[VFS_PATH_MAX + 512];
+    char facts[VFS_PATH_MAX + 512], shown[VFS_PATH_MAX + 512];
+    struct stat st;
 
     init_opts(s, &o);
-    if (listing_mlst(&s->fs, arg, &o, facts, sizeof(facts)) < 0)
+    if (vfs_stat(&s->fs, arg, &st) < 0 || listing_mlst(&s->fs, arg, &o, facts, sizeof(facts)) < 0)
         return reply_errno(s, errno);
+    filter_facts(s->mlst_facts, facts, strlen(facts), shown, sizeof(shown));
     if (reply_begin(s, 250, "Listing %s", arg != NULL && *arg != '\0' ? arg : vfs_cwd(&s->fs)) <
             0 ||
-        reply_line(s, "%s", facts) < 0)
+        reply_line(s, "%s", shown) < 0)
         return -1;
     return reply(s, 250, "End.");
 }
@@ -818,6 +925,7 @@ static int cmd_stat(session *s, const char *arg)
     listing_opts o;
     membuf m = {NULL, 0, 0};
     const char *path;
+    struct stat st;
     size_t pos = 0;
     int rc;
 
@@ -825,6 +933,8 @@ static int cmd_stat(session *s, const char *arg)
         return stat_server(s);
     init_opts(s, &o);
     path = list_args(arg, &o);
+    if (path != NULL && vfs_stat(&s->fs, path, &st) < 0)
+        return reply_errno(s, errno);
     if (listing_list(&s->fs, path, &o, mem_emit, &m) < 0) {
         int err = errno;
         free(m.p);
@@ -860,9 +970,15 @@ static int cmd_noop(session *s, const char *arg)
 
 static int cmd_feat(session *s, const char *arg)
 {
-    char hashes[64];
+    char hashes[64], mlst_feat[80];
     size_t n = 0;
 
+    mlst_feat[0] = '\0';
+    for (size_t i = 0; i < MLST_FACT_COUNT; i++) {
+        size_t len = strlen(mlst_feat);
+        snprintf(mlst_feat + len, sizeof(mlst_feat) - len, "%s%s;", mlst_fact_names[i],
+                 (s->mlst_facts & (1u << i)) ? "*" : "");
+    }
     hashes[0] = '\0';
     for (size_t i = 0; hash_algorithms[i] != NULL; i++) {
         int k = snprintf(hashes + n, sizeof(hashes) - n, "%s%s%s", i > 0 ? ";" : "",
@@ -875,7 +991,7 @@ static int cmd_feat(session *s, const char *arg)
     if (reply_begin(s, 211, "Features:") < 0 || reply_line(s, "EPRT") < 0 ||
         reply_line(s, "EPSV") < 0 || reply_line(s, "HASH %s", hashes) < 0 ||
         reply_line(s, "MDTM") < 0 ||
-        reply_line(s, "MLST type*;size*;modify*;perm*;unique*;") < 0 ||
+        reply_line(s, "MLST %s", mlst_feat) < 0 ||
         reply_line(s, "PASV") < 0 || reply_line(s, "REST STREAM") < 0 ||
         reply_line(s, "SIZE") < 0 || reply_line(s, "TVFS") < 0 || reply_line(s, "UTF8") < 0)
         return -1;
@@ -900,7 +1016,7 @@ static int cmd_opts(session *s, const char *arg)
         return reply(s, 504, "UTF8 cannot be turned off.");
     }
     if (strcasecmp(word, "MLST") == 0)
-        return reply(s, 200, "MLST OPTS type;size;modify;perm;unique;");
+        return opts_mlst(s, val);
     if (strcasecmp(word, "HASH") == 0) {
         const char *algo;
 

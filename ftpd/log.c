@@ -170,8 +170,8 @@ void log_xfer(const log_xfer_info *x)
     long secs = (long)(now - x->start);
     int k;
 
-    log_msg("transfer %s %s %lld bytes %s %s", x->direction == 'o' ? "download" : "upload",
-            x->path, (long long)x->bytes, x->ascii ? "ascii" : "binary",
+    log_msg("%s: %s %s %s, %lld bytes, %s, %s", x->host, x->user,
+            x->direction == 'o' ? "download" : "upload", x->path, (long long)x->bytes, x->ascii ? "ascii" : "binary",
             x->complete ? "complete" : "incomplete");
     localtime_r(&now, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);

@@ -258,6 +258,7 @@ void session_reset(session *s)
     s->epsv_all = false;
     s->have_rnfr = false;
     s->hash_algo = "SHA-256";
+    s->mlst_facts = MLST_ALL;
 }
 
 static void addr_host(const struct sockaddr_storage *ss, char *out, size_t size)

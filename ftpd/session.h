@@ -33,6 +33,9 @@ typedef struct xfer_progress {
     off_t total;              /* -1 when unknown */
 } xfer_progress;
 
+/* MLST facts, in the order FEAT lists them: type size modify perm unique. */
+#define MLST_ALL 0x1fu
+
 typedef struct session {
     ss_request *req;
     const ftpd_config *cfg;
@@ -66,6 +69,7 @@ typedef struct session {
     struct sockaddr_storage port_addr;
     socklen_t port_len;
     const char *hash_algo;
+    unsigned mlst_facts;           /* MLST_* bits selected by OPTS MLST */
 
     /* command state */
     bool have_rnfr;
