@@ -34,9 +34,9 @@
 #define MAX_LINE 65536
 #define MAX_BURST 100000
 /* A burst is sent early when its lines would need more memory than this. */
-#define MAX_BATCH_BYTES (4 * 1024 * 1024)
+#define MAX_BATCH_BYTES ((size_t)4 * 1024 * 1024)
 /* Reply bytes received but not yet printed: room for two longest lines. */
-#define IN_SIZE (2 * (MAX_LINE + 1))
+#define IN_SIZE ((size_t)2 * (MAX_LINE + 1))
 
 static void usage(void)
 {
@@ -61,14 +61,14 @@ struct client {
     const char *address;
     int fd;
     double timeout;
-    long burst;         /* lines per send */
-    char *batch;        /* lines to send, each with its '\n' */
-    char *expect;       /* the replies they must get */
+    long burst;   /* lines per send */
+    char *batch;  /* lines to send, each with its '\n' */
+    char *expect; /* the replies they must get */
     size_t batch_cap;
     size_t batch_len;
     size_t batch_lines;
-    bool mismatch;      /* some reply was not its line upper-cased */
-    char in[IN_SIZE];   /* received, not yet printed: in[in_start..in_end) */
+    bool mismatch;    /* some reply was not its line upper-cased */
+    char in[IN_SIZE]; /* received, not yet printed: in[in_start..in_end) */
     size_t in_start;
     size_t in_end;
 };
@@ -89,8 +89,7 @@ static long take_replies(struct client *c, size_t *expect_off, size_t missing)
             break;
         len = (size_t)(nl - start) + 1;
         fwrite(start, 1, len, stdout);
-        if (*expect_off + len > c->batch_len ||
-            memcmp(start, c->expect + *expect_off, len) != 0) {
+        if (*expect_off + len > c->batch_len || memcmp(start, c->expect + *expect_off, len) != 0) {
             cli_error("this reply is not the line sent, upper-cased");
             c->mismatch = true;
         }
@@ -269,8 +268,8 @@ int main(int argc, char **argv)
             break;
         case 't':
             if (cli_parse_seconds(optarg, MAX_TIMEOUT, &c.timeout) != 0)
-                cli_usage_error("bad timeout '%s': use seconds, above 0 and at most %g",
-                                optarg, MAX_TIMEOUT);
+                cli_usage_error("bad timeout '%s': use seconds, above 0 and at most %g", optarg,
+                                MAX_TIMEOUT);
             break;
         case 'h':
             usage();

@@ -30,7 +30,7 @@
 #define TOO_LONG_REPLY "error: line longer than " XSTR(MAX_LINE) " bytes\n"
 /* After that error, how much more input we read and drop, and for how long,
  * before closing (see refuse_line). */
-#define LINGER_BYTES (4 * MAX_LINE)
+#define LINGER_BYTES ((size_t)4 * MAX_LINE)
 #define LINGER_SECONDS 1.0
 
 static void usage(void)

@@ -206,8 +206,8 @@ int main(int argc, char **argv)
         switch (opt) {
         case 't':
             if (cli_parse_seconds(optarg, MAX_TIMEOUT, &c.timeout) != 0)
-                cli_usage_error("bad timeout '%s': use seconds, above 0 and at most %g",
-                                optarg, MAX_TIMEOUT);
+                cli_usage_error("bad timeout '%s': use seconds, above 0 and at most %g", optarg,
+                                MAX_TIMEOUT);
             break;
         case 'n':
             if (cli_parse_long(optarg, 1, MAX_TRIES, &c.tries) != 0)

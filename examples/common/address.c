@@ -8,8 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-int address_parse(const char *text, ss_socktype type, struct sockaddr_storage *addr,
-                  socklen_t *len)
+int address_parse(const char *text, ss_socktype type, struct sockaddr_storage *addr, socklen_t *len)
 {
     int socktype = type == SS_DATAGRAM ? SOCK_DGRAM : SOCK_STREAM;
 

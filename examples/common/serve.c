@@ -61,8 +61,7 @@ int serve_main(const ss_options *opt, const ss_handler *h)
      * a message; those still running after a moment are. */
     if (ss_server_drain(srv, SERVE_QUIET_DRAIN) != 0) {
         active = ss_server_active(srv);
-        cli_error("waiting for %u running request(s); interrupt again to quit at once",
-                  active);
+        cli_error("waiting for %u running request(s); interrupt again to quit at once", active);
     }
 
 out:
