@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """End-to-end tests of tcp-upper-server (every mode) and tcp-upper-client."""
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -259,6 +261,17 @@ class TcpClientTest(unittest.TestCase):
         self.assertGreaterEqual(shown.count(b">>:"), 3, shown)
         self.assertIn(b"HELLO TTY", shown)
         self.assertIn(b"SECOND", shown)
+
+    def test_unix_stream_socket(self):
+        tmp = tempfile.mkdtemp(prefix="sockserv-tcp-")
+        try:
+            addr = "unix:" + os.path.join(tmp, "upper.sock")
+            with Server("tcp-upper-server", [addr, "--mode", "pool"]) as srv:
+                r = run("tcp-upper-client", [addr, "--burst", "2"], stdin=b"a\nb\nc\n")
+                self.assertEqual(srv.stop(), 0, srv.stderr())
+        finally:
+            shutil.rmtree(tmp)
+        self.assertEqual((r.returncode, r.stdout), (0, b"A\nB\nC\n"), r.stderr)
 
     def test_burst_lines_in_one_write_come_back_apart(self):
         lines = [b"burst line %d %s" % (i, b"z" * (i % 17)) for i in range(50)]

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """End-to-end tests of udp-upper-server and udp-upper-client."""
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -23,6 +25,15 @@ PAYLOADS = [
     bytes(range(256)),
     b"x" * 65507,
 ]
+
+
+def privileged_port_80():
+    """True when port 80 needs privileges here (see ip_unprivileged_port_start)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read()) > 80
+    except (OSError, ValueError):
+        return False
 
 
 class UdpTalker:
@@ -116,6 +127,13 @@ class UdpServerTest(unittest.TestCase):
                 self.assertEqual(srv.stop(signal.SIGINT), 0, srv.stderr())
                 self.assertEqual(srv.stderr(), b"")
 
+    @unittest.skipUnless(os.geteuid() != 0 and privileged_port_80(), "may bind port 80")
+    def test_permission_denied(self):
+        r = run("udp-upper-server", ["127.0.0.1:80"], timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, b"udp-upper-server: cannot listen on 127.0.0.1:80: "
+                         b"Permission denied\n")
+
     def test_port_in_use(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind(("127.0.0.1", 0))
@@ -165,6 +183,19 @@ class UdpClientTest(unittest.TestCase):
             r = run("udp-upper-client", [srv.address], stdin=b"six\n")
             self.assertEqual(srv.stop(), 0, srv.stderr())
         self.assertEqual((r.returncode, r.stdout), (0, b"SIX\n"), r.stderr)
+
+    def test_unix_datagram_socket(self):
+        # The client binds itself an abstract address so the server can answer.
+        tmp = tempfile.mkdtemp(prefix="sockserv-udp-")
+        try:
+            addr = "unix:" + os.path.join(tmp, "upper.sock")
+            with Server("udp-upper-server", [addr]) as srv:
+                self.assertEqual(srv.address, addr)
+                r = run("udp-upper-client", [addr], stdin=b"local\n\n")
+                self.assertEqual(srv.stop(), 0, srv.stderr())
+        finally:
+            shutil.rmtree(tmp)
+        self.assertEqual((r.returncode, r.stdout), (0, b"LOCAL\n\n"), r.stderr)
 
     def test_no_server_bounded_wait_and_clear_message(self):
         # Nothing listens: every try is refused (ICMP port unreachable) or
