@@ -119,6 +119,29 @@ def hash_password(password):
     return out.stdout.decode().strip()
 
 
+def crypt_hash(password, prefix):
+    """A crypt(3) hash with the given method prefix ("$y$" yescrypt, "$5$"
+    sha256crypt, ...) made by the system's libcrypt; None if unsupported."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("crypt")
+    if not name:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
+                                  ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    setting = lib.crypt_gensalt(prefix.encode(), 0, None, 0)
+    if not setting:
+        return None
+    out = lib.crypt(password.encode(), setting)
+    if not out or not out.startswith(prefix.encode()):
+        return None
+    return out.decode()
+
+
 def write_users(path, users):
     """users: list of (name, password[, home]) -> a users file."""
     lines = []

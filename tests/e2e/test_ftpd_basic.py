@@ -166,6 +166,45 @@ class LoginTest(T.ServerTestCase):
         self.assertIn(r.code, (202, 230), str(r))
 
 
+class HashFormatsTest(T.ServerTestCase):
+    """sha512crypt (openssl passwd -6) and yescrypt hashes both log in."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base_users = tempfile.mkdtemp(prefix="ftpd-users-")
+        users = os.path.join(cls.base_users, "users")
+        lines = ["# comment line", "", "sha512:%s" % T.hash_password("pw512")]
+        cls.yescrypt = T.crypt_hash("pwyes", "$y$")
+        if cls.yescrypt:
+            lines.append("yes:%s" % cls.yescrypt)
+        with open(users, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cls.users = None
+        cls.server_args = ("--users", users)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.base_users, ignore_errors=True)
+        super().tearDownClass()
+
+    def test_sha512crypt(self):
+        c = self.ctl(login=False)
+        c.login("sha512", "pw512")
+        c2 = self.ctl(login=False)
+        c2.expect("USER sha512", 331)
+        self.assertEqual(c2.cmd("PASS pw513").code, 530)
+
+    def test_yescrypt(self):
+        if not self.yescrypt:
+            self.skipTest("libcrypt cannot make yescrypt hashes")
+        c = self.ctl(login=False)
+        c.login("yes", "pwyes")
+        c2 = self.ctl(login=False)
+        c2.expect("USER yes", 331)
+        self.assertEqual(c2.cmd("PASS pwno").code, 530)
+
+
 class SessionTest(T.ServerTestCase):
     @classmethod
     def make_tree(cls, root):

@@ -481,8 +481,13 @@ class SignalTest(unittest.TestCase):
                                    "--xferlog", self.xferlog] + list(extra),
                        workdir=self.base)
         srv.start()
-        self.addCleanup(srv.stop)
+        self.addCleanup(self.check_exit, srv)
         return srv
+
+    def check_exit(self, srv):
+        rc = srv.stop()
+        self.assertEqual(rc, 0, "server exit status %r; stderr tail:\n%s"
+                         % (rc, srv.stderr_tail()))
 
     def refuses_new_sessions(self, srv):
         try:

@@ -578,6 +578,19 @@ class DataTimeoutTest(T.ServerTestCase):
         self.assertEqual(c.cmd("NOOP").code, 200)
 
 
+class PasvAddressTest(T.ServerTestCase):
+    server_args = ("--pasv-address", "127.0.0.1")
+
+    def test_227_announces_configured_address(self):
+        c = self.ctl()
+        r = c.expect("PASV", 227)
+        self.assertRegex(r.lines[0], r"\b127,0,0,1,\d+,\d+\b")
+        get = c.data("PASV")
+        c.expect("NLST", 150, 125)
+        T.recv_all(get())
+        self.assertEqual(c.reply().code, 226)
+
+
 class PasvPortRangeTest(T.ServerTestCase):
     @classmethod
     def setUpClass(cls):
