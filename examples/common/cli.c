@@ -28,14 +28,15 @@ const char *cli_prog(void)
     return prog_name;
 }
 
-__attribute__((format(printf, 1, 0))) static void vmessage(const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vmessage(const char *suffix, const char *fmt,
+                                                           va_list ap)
 {
     char msg[1024];
 
     /* One buffer and one write keep the line whole even when other
      * threads or processes share the terminal. */
     vsnprintf(msg, sizeof msg, fmt, ap);
-    fprintf(stderr, "%s: %s\n", prog_name, msg);
+    fprintf(stderr, "%s: %s%s\n", prog_name, msg, suffix);
 }
 
 void cli_error(const char *fmt, ...)
@@ -43,7 +44,7 @@ void cli_error(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vmessage(fmt, ap);
+    vmessage("", fmt, ap);
     va_end(ap);
 }
 
@@ -52,9 +53,8 @@ void cli_usage_error(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vmessage(fmt, ap);
+    vmessage(" (see --help)", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try '%s --help' for more information.\n", prog_name);
     exit(EX_EXIT_USAGE);
 }
 

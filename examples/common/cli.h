@@ -23,7 +23,7 @@ const char *cli_prog(void);
 /* Print "prog: message" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Print "prog: message" and a hint to try --help on stderr, then exit 2. */
+/* Print "prog: message (see --help)" on stderr, then exit 2. */
 void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Report what getopt_long (run with opterr = 0 and an optstring starting
