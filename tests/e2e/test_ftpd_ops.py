@@ -266,6 +266,49 @@ class FileOpsTest(T.ServerTestCase):
         r = c.cmd("SITE HELP")
         self.assertIn(r.code, (214, 200, 502))
 
+    def test_odd_names_and_kinds(self):
+        T.write(self.path("with space.txt"), b"spaced\n")
+        T.write(self.path("zero.bin"), b"")
+        f = self.ftp("EPSV")
+        self.assertEqual(T.retr_bytes(f, "with space.txt"), b"spaced\n")
+        self.assertEqual(T.retr_bytes(f, "zero.bin"), b"")
+        T.stor_bytes(f, "zero-up.bin", b"")
+        self.assertEqual(T.read(self.path("zero-up.bin")), b"")
+        T.stor_bytes(f, "up with  two spaces.txt", b"x")
+        self.assertEqual(T.read(self.path("up with  two spaces.txt")), b"x")
+        f.voidcmd("TYPE I")
+        self.assertEqual(f.size("with space.txt"), 7)
+        c = self.ctl()
+        get = c.data("PASV")
+        r = c.cmd("RETR dir")
+        get().close()
+        self.assertEqual(r.code, 550, "RETR of a directory: %s" % r)
+        get = c.data("PASV")
+        r = c.cmd("STOR dir")
+        get().close()
+        self.assertEqual(r.code, 550, "STOR onto a directory: %s" % r)
+        self.assertTrue(os.path.isdir(self.path("dir")))
+        get = c.data("PASV")
+        r = c.cmd("STOR no/such/dir/file.txt")
+        get().close()
+        self.assertEqual(r.code, 550, str(r))
+
+    def test_rest_beyond_end(self):
+        c = self.ctl()
+        c.expect("TYPE I", 200)
+        get = c.data("PASV")
+        c.expect("REST 999999", 350)
+        r = c.cmd("RETR new.bin")
+        d = get()
+        if r.code in (125, 150):
+            self.assertEqual(T.recv_all(d), b"")
+            r = c.reply()
+            self.assertEqual(r.code, 226, str(r))
+        else:
+            d.close()
+            self.assertIn(r.code, (550, 551, 554), str(r))
+        self.assertEqual(c.cmd("NOOP").code, 200)
+
     def test_ftplib_ops(self):
         f = self.ftp("EPRT")
         self.assertEqual(f.mkd("viaftplib"), "/viaftplib")
@@ -280,6 +323,33 @@ class FileOpsTest(T.ServerTestCase):
         self.assertFalse(os.path.exists(self.path("viaftplib")))
         with self.assertRaises(ftplib.error_perm):
             f.delete("nonexistent")
+
+
+class ConcurrentUploadTest(T.ServerTestCase):
+    def test_two_replacing_uploads_of_one_name(self):
+        T.write(self.path("same.bin"), b"old")
+        blobs = [T.random_bytes(2 * 1024 * 1024), T.random_bytes(3 * 1024 * 1024)]
+        errors = []
+
+        def worker(i):
+            try:
+                f = T.ftp_connect(self.server, self.user, self.password, mode="EPSV")
+                try:
+                    T.stor_bytes(f, "same.bin", blobs[i])
+                finally:
+                    T.quit_quietly(f)
+            except Exception as e:
+                errors.append(repr(e))
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(T.timeout(60))
+        self.assertEqual(errors, [])
+        final = T.read(self.path("same.bin"))
+        self.assertIn(T.sha256(final), [T.sha256(b) for b in blobs],
+                      "concurrent uploads interleaved (%d bytes)" % len(final))
+        self.assertEqual([n for n in os.listdir(self.root) if n.startswith(".sockserv")], [])
 
 
 class MaxClientsTest(T.ServerTestCase):
@@ -319,6 +389,16 @@ class MaxClientsTest(T.ServerTestCase):
         c2.close()
         c3.close()
 
+    def test_slots_freed_after_reset(self):
+        for _ in range(3):
+            a = self.new_session_eventually()
+            b = self.new_session_eventually()
+            T.reset_close(a.sock)
+            T.reset_close(b.sock)
+        c = self.new_session_eventually()
+        self.addCleanup(c.close)
+        c.login(self.user, self.password)
+
 
 class MaxPerIpTest(T.ServerTestCase):
     limit_args = ()
@@ -351,6 +431,28 @@ class IdleTimeoutTest(T.ServerTestCase):
         c = self.ctl(login=False)
         self.assertEqual(c.reply(T.timeout(10)).code, 421)
         self.assertTrue(c.at_eof(T.timeout(5)))
+
+    def test_long_transfer_not_cut_by_idle_timeout(self):
+        data = T.random_bytes(8 * 1024 * 1024)
+        T.write(self.path("slow.bin"), data)
+        c = self.ctl()
+        c.expect("TYPE I", 200)
+        get = c.data("EPSV")
+        c.expect("RETR slow.bin", 150, 125)
+        d = get()
+        got = []
+        start = time.monotonic()
+        # Read slowly for longer than the idle timeout: the control
+        # connection is quiet, but a transfer is running.
+        while time.monotonic() - start < 2.5:
+            chunk = d.recv(16384)
+            self.assertTrue(chunk, "data connection closed during a slow transfer")
+            got.append(chunk)
+            time.sleep(0.05)  # pacing the reader, not waiting for an event
+        got.append(T.recv_all(d))
+        self.assertEqual(T.sha256(b"".join(got)), T.sha256(data))
+        self.assertEqual(c.reply().code, 226)
+        self.assertEqual(c.cmd("NOOP").code, 200)
 
     def test_activity_keeps_session(self):
         c = self.ctl()
@@ -530,6 +632,20 @@ class SignalTest(unittest.TestCase):
         c.close()
         self.assertEqual(srv.wait(T.timeout(40)), 0, srv.stderr_tail())
 
+    def test_sigterm_closes_idle_sessions(self):
+        srv = self.start()
+        c = T.Ctl(srv)
+        self.addCleanup(c.close)
+        c.login("alice", "pw")
+        srv.signal(signal.SIGTERM)
+        try:
+            r = c.reply(T.timeout(10))
+            self.assertEqual(r.code, 421, str(r))
+        except EOFError:
+            pass
+        self.assertEqual(srv.wait(T.timeout(10)), 0,
+                         "an idle session kept the server from stopping")
+
     def test_sigint_stops(self):
         srv = self.start()
         with T.Ctl(srv) as c:
@@ -588,6 +704,8 @@ class SignalTest(unittest.TestCase):
                              "no xferlog line for the ASCII download")
         log = self.wait_lines(self.log, lambda l: "alice" in l)
         self.assertIsNotNone(log, "session log does not mention the login")
+        log = self.wait_lines(self.log, lambda l: "small.txt" in l)
+        self.assertIsNotNone(log, "session log has no line for the transfer")
 
     def test_sighup_reopens_logs(self):
         srv = self.start()

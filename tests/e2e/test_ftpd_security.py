@@ -412,6 +412,16 @@ class GarbageTest(T.ServerTestCase):
         self.assertEqual(c.cmd("NOOP").code, 200)
         self.assert_alive()
 
+    def test_command_in_pieces(self):
+        c = self.ctl()
+        for b in b"NOOP\r\n":
+            c.sock.sendall(bytes([b]))
+            time.sleep(0.005)  # separate segments
+        self.assertEqual(c.reply().code, 200)
+        # A Telnet IAC NOP inside a command is removed (RFC 854).
+        c.send(b"NO\xff\xf1OP\r\n")
+        self.assertEqual(c.reply().code, 200)
+
     def test_empty_line(self):
         c = self.ctl()
         c.send(b"\r\n")
