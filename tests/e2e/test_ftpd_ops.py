@@ -416,6 +416,14 @@ class MaxPerIpTest(T.ServerTestCase):
         self.assertEqual(c1.cmd("NOOP").code, 200)
 
 
+class MaxClientsForkingTest(MaxClientsTest):
+    server_args = MaxClientsTest.server_args + ("--mode", "forking")
+
+
+class MaxPerIpForkingTest(MaxPerIpTest):
+    server_args = MaxPerIpTest.server_args + ("--mode", "forking")
+
+
 class IdleTimeoutTest(T.ServerTestCase):
     server_args = ("--idle-timeout", "1")
 
@@ -459,6 +467,10 @@ class IdleTimeoutTest(T.ServerTestCase):
         for _ in range(5):
             time.sleep(0.4)  # below the timeout: the timer must restart
             self.assertEqual(c.cmd("NOOP").code, 200)
+
+
+class IdleTimeoutForkingTest(IdleTimeoutTest):
+    server_args = IdleTimeoutTest.server_args + ("--mode", "forking")
 
 
 class CoreScenario:
@@ -566,6 +578,8 @@ class Ipv6Test(CoreScenario, T.ServerTestCase):
 class SignalTest(unittest.TestCase):
     """Each test runs its own server: they stop it."""
 
+    mode_args = ()
+
     def setUp(self):
         self.base = tempfile.mkdtemp(prefix="ftpd-sig-")
         self.addCleanup(shutil.rmtree, self.base, True)
@@ -580,7 +594,8 @@ class SignalTest(unittest.TestCase):
 
     def start(self, *extra):
         srv = T.Server(self.root, ["--users", self.users, "--log", self.log,
-                                   "--xferlog", self.xferlog] + list(extra),
+                                   "--xferlog", self.xferlog] + list(self.mode_args)
+                       + list(extra),
                        workdir=self.base)
         srv.start()
         self.addCleanup(self.check_exit, srv)
@@ -724,6 +739,10 @@ class SignalTest(unittest.TestCase):
                              "no transfer logged into the reopened xferlog")
         self.assertIsNotNone(self.wait_lines(self.log, lambda l: True))
         self.assertIsNone(srv.proc.poll(), "SIGHUP stopped the server")
+
+
+class SignalForkingTest(SignalTest):
+    mode_args = ("--mode", "forking")
 
 
 if __name__ == "__main__":
