@@ -68,7 +68,8 @@ static void join_done(thread_state *st)
         pthread_mutex_lock(&st->mu);
         n = st->ndone < 64 ? st->ndone : 64;
         st->ndone -= n;
-        memcpy(batch, st->done + st->ndone, n * sizeof *batch);
+        if (n > 0)
+            memcpy(batch, st->done + st->ndone, n * sizeof *batch);
         pthread_mutex_unlock(&st->mu);
         for (size_t i = 0; i < n; i++)
             pthread_join(batch[i], NULL);
