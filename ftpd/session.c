@@ -323,21 +323,21 @@ static int session_setup(ss_request *req)
     ss_request_set_timeout(req, (double)g_cfg->idle_timeout);
     session_reset(s);
 
+    ss_request_set_user(req, s);
+    /* Over a limit the session is refused in handle, not here: a refusing
+     * setup counts as a server error, and this is ordinary operation. */
     if (connlimit_acquire((const struct sockaddr *)&s->peer) < 0) {
-        log_msg("%s: refused, too many connections", s->peer_str);
-        reply(s, 421, "Too many connections.");
-        free(s);
-        return -1;
+        s->refused = true;
+        return 0;
     }
     s->counted = true;
     s->buf = malloc(FTPD_XFER_BUF);
     s->abuf = malloc(2 * FTPD_XFER_BUF);
     if (s->buf == NULL || s->abuf == NULL) {
-        reply(s, 421, "Out of memory.");
+        ss_request_set_user(req, NULL);
         session_free(s);
         return -1;
     }
-    ss_request_set_user(req, s);
     log_msg("%s: connect", s->peer_str);
     return 0;
 }
@@ -346,6 +346,12 @@ static int session_handle(ss_request *req)
 {
     session *s = ss_request_user(req);
     int idle_ms = (int)s->cfg->idle_timeout * 1000;
+
+    if (s->refused) {
+        log_msg("%s: refused, too many connections", s->peer_str);
+        reply(s, 421, "Too many connections.");
+        return SS_OK;
+    }
     /* Bounded: every turn either serves a line or ends the session; the
      * idle timeout ends a silent client. */
     if (reply(s, 220, FTPD_NAME " " FTPD_VERSION " ready.") < 0)
@@ -399,8 +405,9 @@ static void session_finish(ss_request *req)
 
     if (s == NULL)
         return;
-    log_msg("%s: disconnect%s%s, %llu bytes in, %llu bytes out", s->peer_str,
-            s->user[0] != '\0' ? " user " : "", s->user, s->bytes_in, s->bytes_out);
+    if (!s->refused)
+        log_msg("%s: disconnect%s%s, %llu bytes in, %llu bytes out", s->peer_str,
+                s->user[0] != '\0' ? " user " : "", s->user, s->bytes_in, s->bytes_out);
     ss_request_set_user(req, NULL);
     session_free(s);
 }

@@ -47,6 +47,7 @@ typedef struct session {
     char peer_host[INET6_ADDRSTRLEN]; /* client IP as text */
     char peer_str[INET6_ADDRSTRLEN + 16];
     bool counted;                  /* holds a connlimit slot */
+    bool refused;                  /* over a limit: say 421 and end */
     time_t started;
 
     /* login */
