@@ -63,6 +63,9 @@ static void scrub(char *p, size_t n)
 }
 
 static int send_line(session *s, const char *prefix, const char *fmt, va_list ap)
+    SS_PRINTF(3, 0);
+
+static int send_line(session *s, const char *prefix, const char *fmt, va_list ap)
 {
     char buf[FTPD_REPLY_MAX];
     size_t n = (size_t)snprintf(buf, sizeof(buf), "%s", prefix);
