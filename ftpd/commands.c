@@ -1040,7 +1040,7 @@ static const command command_table[] = {
     {"PASS", cmd_pass, F_PRE, "PASS password"},
     {"ACCT", cmd_acct, 0, "ACCT account"},
     {"QUIT", cmd_quit, F_PRE, "QUIT"},
-    {"REIN", cmd_rein, F_PRE, "REIN"},
+    {"REIN", cmd_rein, 0, "REIN"},
     {"AUTH", cmd_auth, F_PRE, "AUTH (not supported)"},
     {"CWD", cmd_cwd, F_ARG, "CWD path"},
     {"XCWD", cmd_cwd, F_ARG, "XCWD path"},
