@@ -112,11 +112,18 @@ def can_bind(host):
 
 
 def hash_password(password):
-    """sha512crypt hash as made by `openssl passwd -6`."""
-    out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
-                         timeout=30)
-    return out.stdout.decode().strip()
+    """sha512crypt hash as made by `openssl passwd -6` (libcrypt's "$6$"
+    when the openssl program is missing)."""
+    try:
+        out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
+                             timeout=30)
+        return out.stdout.decode().strip()
+    except (OSError, subprocess.CalledProcessError):
+        h = crypt_hash(password, "$6$")
+        if h is None:
+            raise
+        return h
 
 
 def crypt_hash(password, prefix):
