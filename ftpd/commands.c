@@ -782,7 +782,7 @@ run:
         err = errno;
     }
     if (use_temp) {
-        if (res == XFER_DONE && vfs_commit(&s->fs, tmp, arg) < 0) {
+        if (res == XFER_DONE && vfs_commit(&s->fs, tmp, norm) < 0) {
             res = XFER_FILE_FAILED;
             err = errno;
         }

@@ -371,7 +371,8 @@ static int session_handle(ss_request *req)
         }
         switch (r) {
         case READ_LINE:
-            if (commands_dispatch(s, s->line) < 0)
+            memcpy(s->cmd, s->line, sizeof(s->cmd));
+            if (commands_dispatch(s, s->cmd) < 0)
                 s->quit = true;
             break;
         case READ_TOO_LONG:

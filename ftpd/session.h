@@ -75,7 +75,9 @@ typedef struct session {
     /* command state */
     bool have_rnfr;
     char rnfr[VFS_PATH_MAX];
-    char line[FTPD_LINE_MAX + 4];  /* the command being served */
+    char line[FTPD_LINE_MAX + 4];  /* the line last read */
+    char cmd[FTPD_LINE_MAX + 4];   /* the command being served: a copy, so
+                                      lines read mid-transfer leave it alone */
     bool have_pending;             /* a command that arrived mid-transfer */
     char pending[FTPD_LINE_MAX + 4];
     bool quit;                     /* close after the current command */
