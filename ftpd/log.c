@@ -7,8 +7,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +20,9 @@ static int log_fd = STDERR_FILENO;
 static int xfer_fd = -1;
 static char log_path_buf[PATH_MAX];
 static char xfer_path_buf[PATH_MAX];
-static volatile sig_atomic_t reopen_wanted;
+/* Set by the SIGHUP handler, taken by a writer: a lock-free atomic is safe
+ * in a signal handler and free of data races between threads. */
+static atomic_int reopen_wanted;
 
 static int open_append(const char *path)
 {
@@ -66,7 +68,7 @@ void log_close(void)
 
 void log_request_reopen(void)
 {
-    reopen_wanted = 1;
+    atomic_store(&reopen_wanted, 1);
 }
 
 /* Swap in a fresh descriptor; keep the old one if the file cannot be opened,
@@ -86,9 +88,8 @@ static void reopen_one(int *fdp, const char *path)
 
 static void maybe_reopen(void)
 {
-    if (!reopen_wanted)
+    if (atomic_exchange(&reopen_wanted, 0) == 0)
         return;
-    reopen_wanted = 0;
     reopen_one(&log_fd, log_path_buf);
     reopen_one(&xfer_fd, xfer_path_buf);
 }
