@@ -92,6 +92,23 @@ class ListingTest(T.ServerTestCase):
         for mode in T.MODES:
             self.assertEqual(len(self.listing("LIST", "-l", mode)), 4)
 
+    def test_empty_directory(self):
+        os.makedirs(self.path("emptydir"), exist_ok=True)
+        self.addCleanup(os.rmdir, self.path("emptydir"))
+        self.assertEqual(self.listing("LIST", "emptydir"), [])
+        lines = self.listing("MLSD", "emptydir")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertEqual(parse_facts(lines[0])[0]["type"], "cdir")
+        c = self.ctl()
+        get = c.data("PASV")
+        r = c.cmd("NLST emptydir")
+        if r.code in (125, 150):
+            self.assertEqual(T.recv_all(get()), b"")
+            self.assertEqual(c.reply().code, 226)
+        else:
+            get().close()
+            self.assertIn(r.code, (450, 550), str(r))
+
     def test_list_missing(self):
         c = self.ctl()
         get = c.data("PASV")

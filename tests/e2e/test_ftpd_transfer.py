@@ -356,6 +356,25 @@ class TransferTest(T.ServerTestCase):
         self.assertEqual(c.reply().code, 226)
         self.assert_no_more_replies(c)
 
+    def test_stat_during_upload(self):
+        c = self.ctl()
+        c.expect("TYPE I", 200)
+        get = c.data("PASV")
+        c.expect("STOR up/stat-upload.bin", 150, 125)
+        d = get()
+        d.sendall(self.medium[:300000])
+        path = self.path("up", "stat-upload.bin")
+        self.wait_for(lambda: os.path.exists(path) and os.path.getsize(path) >= 300000, 10)
+        r = c.cmd("STAT", T.timeout(15))
+        self.assertIn(r.code, (211, 213), "STAT during an upload: %s" % r)
+        numbers = [int(n) for n in re.findall(r"\d+", " ".join(r.lines[1:] or r.lines))]
+        self.assertIn(300000, numbers, "STAT should report the bytes received: %s" % r)
+        d.sendall(self.medium[300000:])
+        d.close()
+        self.assertEqual(c.reply().code, 226)
+        self.assertEqual(T.read(path), self.medium)
+        self.assert_no_more_replies(c)
+
     def test_one_final_reply(self):
         c = self.ctl()
         # Success: exactly 150 + 226.
