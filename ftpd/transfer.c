@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/sendfile.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -582,6 +583,43 @@ static int wait_turn(loop_state *ls, short data_events, bool *data_ok)
     return -1;
 }
 
+/* Binary downloads go from the file to the socket without a copy through
+ * user space. Returns a result, or -1 when sendfile cannot be used for this
+ * file (nothing was sent then) and the caller falls back to read/send. */
+static int sendfile_loop(loop_state *ls, const xfer_job *job, off_t *bytes, int *err)
+{
+    session *s = ls->s;
+    off_t total = 0;
+
+    for (;;) {
+        bool ready;
+        ssize_t n;
+        int w = wait_turn(ls, POLLOUT, &ready);
+
+        if (w >= 0)
+            return w;
+        if (!ready)
+            continue;
+        n = sendfile(ls->data_fd, job->file_fd, NULL, FTPD_XFER_BUF);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            if ((errno == EINVAL || errno == ENOSYS) && total == 0)
+                return -1;
+            if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+                return XFER_DATA_FAILED;
+            *err = errno;
+            return XFER_FILE_FAILED;
+        }
+        if (n == 0)
+            return XFER_DONE;
+        total += n;
+        *bytes = total;
+        s->xfer.done = total;
+        clock_gettime(CLOCK_MONOTONIC, &ls->last_progress);
+    }
+}
+
 static xfer_result send_loop(loop_state *ls, const xfer_job *job, off_t *bytes, int *err)
 {
     session *s = ls->s;
@@ -589,6 +627,12 @@ static xfer_result send_loop(loop_state *ls, const xfer_job *job, off_t *bytes, 
     size_t outlen = 0, mem_off = 0;
     off_t total = 0;
     bool eof = false;
+
+    if (job->mem == NULL && !job->ascii) {
+        int r = sendfile_loop(ls, job, bytes, err);
+        if (r >= 0)
+            return (xfer_result)r;
+    }
 
     /* Bounded: each turn moves data, serves a command or uses up time from
      * the data timeout / drain deadline. */
