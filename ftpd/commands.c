@@ -992,7 +992,7 @@ static int cmd_feat(session *s, const char *arg)
         reply_line(s, "EPSV") < 0 || reply_line(s, "HASH %s", hashes) < 0 ||
         reply_line(s, "MDTM") < 0 ||
         reply_line(s, "MLST %s", mlst_feat) < 0 ||
-        reply_line(s, "PASV") < 0 || reply_line(s, "REST STREAM") < 0 ||
+        reply_line(s, "REST STREAM") < 0 ||
         reply_line(s, "SIZE") < 0 || reply_line(s, "TVFS") < 0 || reply_line(s, "UTF8") < 0)
         return -1;
     return reply(s, 211, "End");
