@@ -133,9 +133,9 @@ static int mem_emit(void *ctx, const char *buf, size_t n)
     return 0;
 }
 
-/* Split "-la dir" into options and path; "-a" shows hidden names. Only a
- * first word made of letters after '-' counts as options, so a file named
- * "-" or "-1 2" still works when given alone... as far as ls syntax allows. */
+/* Split "-la dir" into options and path, as clients send them for LIST and
+ * NLST; "a" among the letters shows hidden names. Only words of letters
+ * after a '-' count as options, so names such as "-" or "-1" stay paths. */
 static const char *list_args(const char *arg, listing_opts *o)
 {
     while (arg != NULL && arg[0] == '-' && isalpha((unsigned char)arg[1])) {
@@ -671,17 +671,16 @@ static int cmd_retr(session *s, const char *arg)
     if (fd < 0)
         return reply_errno(s, errno);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return reply(s, 550, "Not a regular file.");
+        rc = reply(s, 550, "Not a regular file.");
+        goto out;
     }
     if (rest > st.st_size) {
-        close(fd);
-        return reply(s, 554, "Invalid REST parameter.");
+        rc = reply(s, 554, "Invalid REST parameter.");
+        goto out;
     }
     if (rest > 0 && lseek(fd, rest, SEEK_SET) < 0) {
-        err = errno;
-        close(fd);
-        return reply(s, 451, "Cannot seek: %s.", strerror(err));
+        rc = reply(s, 451, "Cannot seek: %s.", strerror(errno));
+        goto out;
     }
     snprintf(opening, sizeof(opening), "Opening %s mode data connection for %s (%lld bytes).",
              s->type == 'A' ? "ASCII" : "BINARY", base_name(norm), (long long)st.st_size);
@@ -693,13 +692,14 @@ static int cmd_retr(session *s, const char *arg)
     job.path = norm;
     job.opening = opening;
     res = xfer_run(s, &job, &bytes, &err);
-    close(fd);
     if (res != XFER_NO_CONN) {
         xferlog(s, start, norm, bytes, 'o', res == XFER_DONE);
         if (res == XFER_DONE)
             s->files_out++;
     }
     rc = finish_reply(s, res, err, "Transfer complete.");
+out:
+    close(fd);
     return rc;
 }
 
