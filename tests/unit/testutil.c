@@ -23,6 +23,8 @@
  * fails half-way; tu_teardown releases them so the next test starts clean. */
 #define TU_MAX_SERVERS 256
 #define TU_MAX_SERVES 64
+/* Highest descriptor number looked at when searching a process's fds. */
+#define TU_SCAN_FDS 1024
 
 static ss_server *tracked_servers[TU_MAX_SERVERS];
 static tu_serve serve_slots[TU_MAX_SERVES];
@@ -661,6 +663,26 @@ int tu_install_noop_handler(int signo)
     return sigaction(signo, &sa, NULL);
 }
 
+void tu_close_inherited_client(int conn)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof(peer);
+
+    if (getpeername(conn, (struct sockaddr *)&peer, &plen) < 0)
+        return;
+    for (int fd = 3; fd < TU_SCAN_FDS; fd++) {
+        socklen_t llen = sizeof(local);
+
+        if (fd == conn)
+            continue;
+        if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+            continue;
+        if (llen == plen && memcmp(&local, &peer, plen) == 0 &&
+            (peer.ss_family != AF_UNIX || plen > sizeof(sa_family_t)))
+            close(fd);
+    }
+}
+
 int tu_scale_divisor(void)
 {
     const char *s = getenv("SANITIZE");
@@ -677,11 +699,22 @@ int tu_scale_divisor(void)
 /* Threads of the process when no test runs; -1 until first measured. */
 static int idle_threads = -1;
 
+static void child_after_fork(void)
+{
+    /* The parent's watchdog does not carry over; give the child its own. */
+    alarm(TU_CHILD_LIFE_S);
+}
+
 int tu_setup(void **state)
 {
+    static bool atfork_done;
     int n;
 
     (void)state;
+    if (!atfork_done) {
+        pthread_atfork(NULL, NULL, child_after_fork);
+        atfork_done = true;
+    }
     alarm(TU_WATCHDOG_S);
     /* Threads a previous test ended may still be leaving the task list;
      * tests that count threads must start from the settled number. */

@@ -27,6 +27,8 @@
 #define TU_WAIT_MS 5000
 /* How long to watch for something that must not happen. */
 #define TU_QUIET_MS 100
+/* Longest life of a process forked while the tests run. */
+#define TU_CHILD_LIFE_S 30
 /* How long tu_setup waits for threads of an earlier test to go away. */
 #define TU_SETTLE_MS 1000
 /* A test that runs longer than this is killed by SIGALRM. */
@@ -171,13 +173,21 @@ double tu_cpu_time(void);
  * interrupts blocking calls with EINTR. Returns 0 or -1. */
 int tu_install_noop_handler(int signo);
 
+/* In a forked child: close this process's copy of the client end of the
+ * connection conn. Test clients live in the test process, so a child forked
+ * by the server inherits them and the connection would never see its
+ * client go away. Allocates nothing. */
+void tu_close_inherited_client(int conn);
+
 /* Scale for the long robustness loops: 1 normally, smaller under the
  * sanitizers (environment SANITIZE set), which make each request many times
  * slower. */
 int tu_scale_divisor(void);
 
 /* cmocka per-test setup and teardown: arm a watchdog alarm; afterwards stop
- * serving threads and free servers a failed test left behind. */
+ * serving threads and free servers a failed test left behind. The first
+ * setup also arranges that every forked child dies after TU_CHILD_LIFE_S,
+ * so a child stuck after a failed test does not outlive the suite. */
 int tu_setup(void **state);
 int tu_teardown(void **state);
 
