@@ -189,6 +189,7 @@ class Server:
         self.root = root
         self.args = list(args)
         self.listen = listen
+        self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="ftpd-srv-")
         self.proc = None
         self.host = None
@@ -215,8 +216,9 @@ class Server:
         line = self._read_line(timeout(10))
         m = re.match(r"^listening on (?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+)$", line)
         if not m:
+            tail = self.stderr_tail()
             self.stop()
-            raise ServerError("unexpected first line %r; stderr: %s" % (line, self.stderr_tail()))
+            raise ServerError("unexpected first line %r; stderr: %s" % (line, tail))
         if m.group(1):
             self.host = m.group(1)
             self.family = socket.AF_INET6
@@ -239,17 +241,19 @@ class Server:
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
+                tail = self.stderr_tail()
                 self.stop()
                 raise ServerError("no 'listening on' line within %.0fs; stderr: %s"
-                                  % (limit, self.stderr_tail()))
+                                  % (limit, tail))
             r, _, _ = select.select([fd], [], [], left)
             if not r:
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:
+                tail = self.stderr_tail()
                 self.stop()
                 raise ServerError("server exited before listening (rc=%s); stderr: %s"
-                                  % (self.returncode, self.stderr_tail()))
+                                  % (self.returncode, tail))
             buf += chunk
         line, rest = buf.split(b"\n", 1)
         if rest:
@@ -321,6 +325,8 @@ class Server:
             self._errf.close()
         except (OSError, AttributeError):
             pass
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stderr_tail(self, n=4000):
         try:
