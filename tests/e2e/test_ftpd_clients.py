@@ -287,5 +287,41 @@ class LftpTest(ClientTestCase):
         self.assert_alive()
 
 
+class Ipv6ClientsTest(ClientTestCase):
+    listen = "[::1]:0"
+
+    @classmethod
+    def setUpClass(cls):
+        if not T.ipv6_available():
+            raise unittest.SkipTest("::1 is not configured")
+        super().setUpClass()
+
+    def test_curl_over_ipv6(self):
+        url = self.server.url("big.bin", USER, PASSWORD)
+        self.assertTrue(url.startswith("ftp://alice:wonderland@[::1]:"), url)
+        for opts in ([], ["--ftp-port", "::1"]):
+            with self.subTest(opts=opts):
+                out = self.lpath("v6.bin")
+                self.run_tool(["curl", "-sS", "--fail", "-g", "--max-time",
+                               str(int(T.timeout(60)))] + opts + ["-o", out, url])
+                self.assert_same_file(out, self.path("big.bin"))
+                self.run_tool(["curl", "-sS", "--fail", "-g"] + opts +
+                              ["-T", out, self.server.url("up/v6-%d.bin" % len(opts), USER,
+                                                          PASSWORD)])
+                self.assert_same_file(self.path("up", "v6-%d.bin" % len(opts)), out)
+
+    def test_lftp_over_ipv6(self):
+        for passive in ("on", "off"):
+            with self.subTest(passive=passive):
+                script = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout %d; "
+                          "set ftp:passive-mode %s; open -u %s,%s ftp://[::1]:%d; "
+                          "get big.bin -o v6-%s.bin; cls -l tree/"
+                          % (int(T.timeout(10)), passive, USER, PASSWORD, self.server.port,
+                             passive))
+                p = self.run_tool(["lftp", "-c", script], limit=90)
+                self.assert_same_file(self.lpath("v6-%s.bin" % passive), self.path("big.bin"))
+                self.assertIn("a.bin", p.stdout.decode())
+
+
 if __name__ == "__main__":
     T.main()
