@@ -172,8 +172,8 @@ void log_xfer(const log_xfer_info *x)
     int k;
 
     log_msg("%s: %s %s %s, %lld bytes, %s, %s", x->host, x->user,
-            x->direction == 'o' ? "download" : "upload", x->path, (long long)x->bytes, x->ascii ? "ascii" : "binary",
-            x->complete ? "complete" : "incomplete");
+            x->direction == 'o' ? "download" : "upload", x->path, (long long)x->bytes,
+            x->ascii ? "ascii" : "binary", x->complete ? "complete" : "incomplete");
     localtime_r(&now, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
     field(path, sizeof(path), x->path);

@@ -197,11 +197,33 @@ int xfer_cmd_epsv(session *s, const char *arg)
 }
 
 /* Common checks of an active-mode target; replies on refusal. */
-static int accept_target(session *s, const struct sockaddr_storage *t, socklen_t len,
+static bool unspecified(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr == INADDR_ANY;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)ss;
+        return IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
+    }
+    return false;
+}
+
+static int accept_target(session *s, const struct sockaddr_storage *t_in, socklen_t len,
                          const char *cmd)
 {
-    unsigned port = get_port(t);
+    struct sockaddr_storage tmp;
+    const struct sockaddr_storage *t = t_in;
+    unsigned port = get_port(t_in);
 
+    /* Some clients (lftp on IPv6) announce the unspecified address, meaning
+     * "my address": take the control connection's peer, which can never
+     * point anywhere else. */
+    if (unspecified(t_in)) {
+        tmp = s->peer;
+        len = s->peer_len;
+        set_port(&tmp, port);
+        t = &tmp;
+    }
     if (!same_host(t, &s->peer)) {
         log_msg("%s: %s to a foreign address refused", s->peer_str, cmd);
         return reply(s, 504, "%s only to your own address.", cmd) < 0 ? -1 : 1;
