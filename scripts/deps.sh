@@ -2,7 +2,7 @@
 # Install the Debian packages that building and testing sockserv needs.
 # As root this runs apt-get; otherwise it prints the command to run.
 set -u
-PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev lftp curl python3 pkg-config iproute2"
+PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
