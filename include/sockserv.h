@@ -211,7 +211,8 @@ SS_API unsigned ss_server_active(ss_server *srv);
 
 /* Close the listening socket; with block_on_close wait for running requests
  * (join non-daemon threads, wait for children, finish the pool's queue);
- * without it, queued pool requests are dropped and children are only reaped
+ * without it, queued pool requests are dropped, running ones are not waited
+ * for (ss_server_free does), and children are only reaped
  * if already done. Idempotent. Must not run while ss_serve_forever runs. */
 SS_API void ss_server_close(ss_server *srv);
 

@@ -85,12 +85,17 @@ static void *worker(void *p)
     return NULL;
 }
 
-static void stop_workers(pool_state *st)
+static void tell_workers_to_stop(pool_state *st)
 {
     pthread_mutex_lock(&st->mu);
     st->stopping = true;
     pthread_cond_broadcast(&st->work);
     pthread_mutex_unlock(&st->mu);
+}
+
+static void stop_workers(pool_state *st)
+{
+    tell_workers_to_stop(st);
     for (unsigned i = 0; i < st->nthreads; i++)
         pthread_join(st->threads[i], NULL);
     st->nthreads = 0;
@@ -287,6 +292,10 @@ static void pool_close(ss_server *srv)
             st->free_list[st->nfree++] = req;
         }
         pthread_mutex_unlock(&st->mu);
+        /* Nor for the requests running now: the workers end after them
+         * and are joined by ss_server_free. */
+        tell_workers_to_stop(st);
+        return;
     }
     stop_workers(st);
 }
