@@ -104,8 +104,9 @@ typedef struct ss_options {
     ss_socktype type;           /* default SS_STREAM */
     ss_mode mode;               /* default SS_MODE_SYNC */
 
-    int request_queue_size;     /* listen() backlog; default 5 as in Python
-                                   (up to 3.14); SOMAXCONN is allowed */
+    int request_queue_size;     /* listen() backlog; default SOMAXCONN, as
+                                   Python 3.15 (gh-80184): Python's older 5
+                                   drops connections under light load */
     bool allow_reuse_address;   /* SO_REUSEADDR; default false */
     bool allow_reuse_port;      /* SO_REUSEPORT; default false */
     double timeout;             /* ss_handle_request() wait, seconds; < 0
