@@ -9,6 +9,7 @@
  * waits for one of its own children to end before it forks again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,7 +25,10 @@ typedef struct child {
     int pidfd; /* -1 when pidfd_open is not available */
 } child;
 
+/* The serving thread forks and reaps; ss_server_active and ss_server_drain
+ * may look from other threads, hence the lock around the table. */
 typedef struct fork_state {
+    pthread_mutex_t mu;
     child *kids;
     size_t n, cap;
 } fork_state;
@@ -39,9 +43,11 @@ static int fork_init(ss_server *srv)
     fork_state *st = calloc(1, sizeof *st);
     if (st == NULL)
         return -1;
+    pthread_mutex_init(&st->mu, NULL);
     st->cap = srv->opt.max_children;
     st->kids = calloc(st->cap, sizeof *st->kids);
     if (st->kids == NULL) {
+        pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;
     }
@@ -68,21 +74,43 @@ static void forget(fork_state *st, size_t i)
     st->kids[i] = st->kids[--st->n];
 }
 
-/* Reap tracked children; blocking waits for each in turn. */
+/* Reap tracked children. Blocking waits for each in turn, without holding
+ * the lock (a blocking wait only happens in close, from the serving side). */
 static void collect_children(ss_server *srv, bool blocking)
 {
     fork_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < st->n;) {
-        pid_t r;
+        pid_t pid = st->kids[i].pid, r;
         int status;
-        do
-            r = waitpid(st->kids[i].pid, &status, blocking ? 0 : WNOHANG);
-        while (r < 0 && errno == EINTR);
-        if (r == st->kids[i].pid || (r < 0 && errno == ECHILD))
+        if (blocking) {
+            pthread_mutex_unlock(&st->mu);
+            do
+                r = waitpid(pid, &status, 0);
+            while (r < 0 && errno == EINTR);
+            pthread_mutex_lock(&st->mu);
+            if (i >= st->n || st->kids[i].pid != pid)
+                continue; /* the table changed meanwhile: look again at i */
+        } else {
+            do
+                r = waitpid(pid, &status, WNOHANG);
+            while (r < 0 && errno == EINTR);
+        }
+        if (r == pid || (r < 0 && errno == ECHILD))
             forget(st, i); /* done, or someone else reaped it */
         else
             i++;
     }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static size_t nchildren(ss_server *srv)
+{
+    fork_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    size_t n = st->n;
+    pthread_mutex_unlock(&st->mu);
+    return n;
 }
 
 /* Wait until one tracked child ends, the deadline passes, or (with
@@ -93,14 +121,21 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
     struct pollfd pfd[st->cap + 1];
     nfds_t n = 0;
 
+    /* The pidfds are duplicated so that a reap in another thread, which
+     * closes the originals, cannot pull them from under the poll. */
+    pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < st->n; i++) {
         if (st->kids[i].pidfd < 0)
             continue;
-        pfd[n].fd = st->kids[i].pidfd;
+        pfd[n].fd = fcntl(st->kids[i].pidfd, F_DUPFD_CLOEXEC, 0);
+        if (pfd[n].fd < 0)
+            continue;
         pfd[n].events = POLLIN;
         n++;
     }
     bool have_pidfds = n == st->n;
+    pthread_mutex_unlock(&st->mu);
+    nfds_t npid = n;
     if (watch_stop) {
         pfd[n].fd = srv->wakefd;
         pfd[n].events = POLLIN;
@@ -111,6 +146,8 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
         ms = 10; /* no pidfd for some child: look again shortly */
     if (poll(pfd, n, ms) > 0 && watch_stop && pfd[n - 1].revents)
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
+    for (nfds_t i = 0; i < npid; i++)
+        ss__close(pfd[i].fd);
 }
 
 static ss_request *fork_acquire(ss_server *srv)
@@ -129,7 +166,7 @@ static int fork_process(ss_server *srv, ss_request *req)
     fork_state *st = state(srv);
 
     collect_children(srv, false);
-    while (st->n >= st->cap) {
+    while (nchildren(srv) >= st->cap) {
         if (ss__stop_requested(srv)) {
             /* Stopping: this request will not be served. */
             ss__shutdown_request(req);
@@ -161,9 +198,12 @@ static int fork_process(ss_server *srv, ss_request *req)
     }
     /* Parent: plain close, no shutdown(): that would cut the child's
      * connection too. */
+    int pidfd = open_pidfd(pid);
+    pthread_mutex_lock(&st->mu);
     st->kids[st->n].pid = pid;
-    st->kids[st->n].pidfd = open_pidfd(pid);
+    st->kids[st->n].pidfd = pidfd;
     st->n++;
+    pthread_mutex_unlock(&st->mu);
     ss__close_request(req);
     ss__request_reset(req);
     return 0;
@@ -171,21 +211,21 @@ static int fork_process(ss_server *srv, ss_request *req)
 
 static void fork_service(ss_server *srv)
 {
-    if (state(srv)->n > 0)
+    if (nchildren(srv) > 0)
         collect_children(srv, false);
 }
 
 static unsigned fork_active(ss_server *srv)
 {
     collect_children(srv, false);
-    return (unsigned)state(srv)->n;
+    return (unsigned)nchildren(srv);
 }
 
 static int fork_drain(ss_server *srv, double timeout)
 {
     double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
     collect_children(srv, false);
-    while (state(srv)->n > 0) {
+    while (nchildren(srv) > 0) {
         if (ss__ms_until(deadline) == 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -209,6 +249,7 @@ static void fork_destroy(ss_server *srv)
     for (size_t i = 0; i < st->n; i++)
         ss__close(st->kids[i].pidfd);
     free(st->kids);
+    pthread_mutex_destroy(&st->mu);
     free(st);
     srv->mode_state = NULL;
 }
