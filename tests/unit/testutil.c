@@ -699,6 +699,11 @@ int tu_scale_divisor(void)
 /* Threads of the process when no test runs; -1 until first measured. */
 static int idle_threads = -1;
 
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
 static void child_after_fork(void)
 {
     /* The parent's watchdog does not carry over; give the child its own. */
@@ -712,7 +717,13 @@ int tu_setup(void **state)
 
     (void)state;
     if (!atfork_done) {
+        pthread_t t;
+
         pthread_atfork(NULL, NULL, child_after_fork);
+        /* ThreadSanitizer starts a helper thread with the first thread a
+         * program creates; have it exist before any test counts threads. */
+        if (pthread_create(&t, NULL, nothing, NULL) == 0)
+            pthread_join(t, NULL);
         atfork_done = true;
     }
     alarm(TU_WATCHDOG_S);
