@@ -550,6 +550,76 @@ static void test_bind_leak_port_in_use_pool(void **state)
     run_bind_leak_in_use(SS_STREAM, SS_MODE_POOL);
 }
 
+/* ---- socket options ------------------------------------------------------ */
+
+static int sockopt(int fd, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    if (getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0)
+        return -1;
+    return v != 0;
+}
+
+/* allow_reuse_address / allow_reuse_port set SO_REUSEADDR / SO_REUSEPORT,
+ * and are off by default (Python's class attributes). */
+static void test_reuse_options(void **state)
+{
+    ss_handler h = { .handle = tu_echo_handle };
+
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        ss_options opt;
+        ss_server *a, *b;
+        char addr[64];
+
+        ss_options_init(&opt);
+        opt.type = t ? SS_DATAGRAM : SS_STREAM;
+        a = tu_server_new(&opt, &h);
+        assert_non_null(a);
+        assert_int_equal(sockopt(ss_server_fileno(a), SO_REUSEADDR), 0);
+        assert_int_equal(sockopt(ss_server_fileno(a), SO_REUSEPORT), 0);
+        tu_server_free(a);
+
+        opt.allow_reuse_address = true;
+        opt.allow_reuse_port = true;
+        a = tu_server_new(&opt, &h);
+        assert_non_null(a);
+        assert_int_equal(sockopt(ss_server_fileno(a), SO_REUSEADDR), 1);
+        assert_int_equal(sockopt(ss_server_fileno(a), SO_REUSEPORT), 1);
+        /* With SO_REUSEPORT on both, a second server shares the port. */
+        assert_non_null(ss_server_address_str(a, addr, sizeof(addr)));
+        opt.address = addr;
+        b = tu_server_new(&opt, &h);
+        assert_non_null(b);
+        assert_int_equal(ss_server_port(b), ss_server_port(a));
+        tu_server_free(b);
+        tu_server_free(a);
+    }
+}
+
+/* A pending shutdown makes handle_request return 0 at once instead of
+ * waiting for a request. */
+static void test_handle_request_after_shutdown(void **state)
+{
+    ss_options opt;
+    ss_handler h = { .handle = tu_echo_handle };
+    ss_server *srv;
+    double t0;
+
+    (void)state;
+    ss_options_init(&opt);
+    opt.timeout = 3.0;
+    srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    assert_int_equal(ss_shutdown(srv), 0);
+    t0 = tu_now();
+    assert_int_equal(ss_handle_request(srv), 0);
+    assert_true(tu_now() - t0 < 1.0);
+    tu_server_free(srv);
+}
+
 /* ---- verify_request ------------------------------------------------------ */
 
 static bool counting_verify(ss_request *req)
@@ -1016,6 +1086,8 @@ int main(void)
         TU_TEST(test_bind_leak_port_in_use_tcp),
         TU_TEST(test_bind_leak_port_in_use_udp),
         TU_TEST(test_bind_leak_port_in_use_pool),
+        TU_TEST(test_reuse_options),
+        TU_TEST(test_handle_request_after_shutdown),
         TU_TEST(test_verify_false_sync),
         TU_TEST(test_verify_false_threading),
         TU_TEST(test_verify_false_forking),
