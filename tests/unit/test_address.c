@@ -27,15 +27,15 @@ struct good_case {
 };
 
 static const struct good_case good[] = {
-    { "127.0.0.1:8003", AF_INET, 8003, "127.0.0.1" },
-    { "0.0.0.0:0", AF_INET, 0, "0.0.0.0" },
-    { "127.0.0.1:65535", AF_INET, 65535, "127.0.0.1" },
-    { "10.1.2.3:1", AF_INET, 1, "10.1.2.3" },
-    { "[::1]:0", AF_INET6, 0, "::1" },
-    { "[::]:21", AF_INET6, 21, "::" },
-    { "[fe80::1:2]:443", AF_INET6, 443, "fe80::1:2" },
-    { "[::ffff:127.0.0.1]:5", AF_INET6, 5, "::ffff:127.0.0.1" },
-    { "localhost:80", AF_UNSPEC, 80, NULL },
+    {"127.0.0.1:8003", AF_INET, 8003, "127.0.0.1"},
+    {"0.0.0.0:0", AF_INET, 0, "0.0.0.0"},
+    {"127.0.0.1:65535", AF_INET, 65535, "127.0.0.1"},
+    {"10.1.2.3:1", AF_INET, 1, "10.1.2.3"},
+    {"[::1]:0", AF_INET6, 0, "::1"},
+    {"[::]:21", AF_INET6, 21, "::"},
+    {"[fe80::1:2]:443", AF_INET6, 443, "fe80::1:2"},
+    {"[::ffff:127.0.0.1]:5", AF_INET6, 5, "::ffff:127.0.0.1"},
+    {"localhost:80", AF_UNSPEC, 80, NULL},
 };
 
 struct bad_case {
@@ -44,23 +44,23 @@ struct bad_case {
 };
 
 static const struct bad_case bad[] = {
-    { "", EINVAL },
-    { "127.0.0.1", EINVAL },
-    { "127.0.0.1:", EINVAL },
-    { ":", EINVAL },
-    { "127.0.0.1:65536", EINVAL },
-    { "127.0.0.1:-1", EINVAL },
-    { "127.0.0.1:99999999999999999999", EINVAL },
-    { "127.0.0.1:8x", EINVAL },
-    { "127.0.0.1:0x50", EINVAL },
-    { "127.0.0.1:80 ", EINVAL },
-    { "[::1]", EINVAL },
-    { "[::1]:", EINVAL },
-    { "[::1:80", EINVAL },
-    { "[::1]80", EINVAL },
-    { "::1:80", EINVAL },
-    { "unix:", EINVAL },
-    { "host.invalid:80", ENOENT },
+    {"", EINVAL},
+    {"127.0.0.1", EINVAL},
+    {"127.0.0.1:", EINVAL},
+    {":", EINVAL},
+    {"127.0.0.1:65536", EINVAL},
+    {"127.0.0.1:-1", EINVAL},
+    {"127.0.0.1:99999999999999999999", EINVAL},
+    {"127.0.0.1:8x", EINVAL},
+    {"127.0.0.1:0x50", EINVAL},
+    {"127.0.0.1:80 ", EINVAL},
+    {"[::1]", EINVAL},
+    {"[::1]:", EINVAL},
+    {"[::1:80", EINVAL},
+    {"[::1]80", EINVAL},
+    {"::1:80", EINVAL},
+    {"unix:", EINVAL},
+    {"host.invalid:80", ENOENT},
 };
 
 static void test_parse_good(void **state)
@@ -75,8 +75,7 @@ static void test_parse_good(void **state)
 
             memset(&ss, 0xa5, sizeof(ss));
             print_message("parse %s\n", good[i].str);
-            assert_int_equal(ss_parse_address(good[i].str, t ? SOCK_DGRAM : SOCK_STREAM, &ss,
-                                              &len),
+            assert_int_equal(ss_parse_address(good[i].str, t ? SOCK_DGRAM : SOCK_STREAM, &ss, &len),
                              0);
             if (good[i].family != AF_UNSPEC)
                 assert_int_equal(ss.ss_family, good[i].family);
@@ -184,8 +183,7 @@ static void test_format(void **state)
     in.sin_family = AF_INET;
     in.sin_port = htons(5555);
     in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_ptr_equal(ss_format_address((struct sockaddr *)&in, sizeof(in), buf, sizeof(buf)),
-                     buf);
+    assert_ptr_equal(ss_format_address((struct sockaddr *)&in, sizeof(in), buf, sizeof(buf)), buf);
     assert_string_equal(buf, "127.0.0.1:5555");
 
     memset(&in6, 0, sizeof(in6));
@@ -202,8 +200,8 @@ static void test_format(void **state)
     assert_string_equal(buf, "unix:/tmp/p.sock");
 
     /* An unbound peer: only the family. */
-    assert_non_null(ss_format_address((struct sockaddr *)&un, sizeof(sa_family_t), buf,
-                                      sizeof(buf)));
+    assert_non_null(
+        ss_format_address((struct sockaddr *)&un, sizeof(sa_family_t), buf, sizeof(buf)));
     assert_string_equal(buf, "unix:");
 
     memset(&un, 0, sizeof(un));
@@ -221,9 +219,8 @@ static void test_format(void **state)
 /* What formatting produces, parsing reads back. */
 static void test_format_parse_roundtrip(void **state)
 {
-    static const char *const strs[] = { "127.0.0.1:8003", "[::1]:40001", "[::]:21",
-                                        "0.0.0.0:65535", "unix:/tmp/round.sock",
-                                        "unix:@round" };
+    static const char *const strs[] = {"127.0.0.1:8003", "[::1]:40001",          "[::]:21",
+                                       "0.0.0.0:65535",  "unix:/tmp/round.sock", "unix:@round"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -242,7 +239,7 @@ static void test_format_parse_roundtrip(void **state)
 static ss_server *new_at(const char *address, ss_socktype type, bool unlink_stale)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
 
     ss_options_init(&opt);
     opt.address = address;
@@ -257,8 +254,7 @@ static void roundtrip_ok(ss_server *srv)
     char reply[64];
 
     assert_non_null(serve);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_string_equal(reply, TU_TEST_STR);
     assert_int_equal(tu_serve_stop(serve), 0);
 }
@@ -281,7 +277,7 @@ static void test_server_unix_path_too_long(void **state)
 {
     char str[400];
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     int fds0 = tu_count_fds();
 
     (void)state;

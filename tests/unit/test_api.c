@@ -91,9 +91,9 @@ static void header_names(FILE *f, struct names *out)
         if (paren == NULL)
             continue;
         start = paren;
-        while (start > p && (start[-1] == '_' || (start[-1] >= 'a' && start[-1] <= 'z') ||
-                             (start[-1] >= 'A' && start[-1] <= 'Z') ||
-                             (start[-1] >= '0' && start[-1] <= '9')))
+        while (start > p &&
+               (start[-1] == '_' || (start[-1] >= 'a' && start[-1] <= 'z') ||
+                (start[-1] >= 'A' && start[-1] <= 'Z') || (start[-1] >= '0' && start[-1] <= '9')))
             start--;
         add_name(out, start, (size_t)(paren - start));
     }
@@ -212,7 +212,7 @@ static void test_option_defaults(void **state)
 
 static void test_bad_options(void **state)
 {
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_options opt;
     int fds0 = tu_count_fds();
 
@@ -242,7 +242,7 @@ static void test_bad_options(void **state)
  * and closed (Python's BaseRequestHandler with nothing overridden). */
 static void test_empty_handler(void **state)
 {
-    ss_handler h = { 0 };
+    ss_handler h = {0};
     ss_options opt;
     ss_server *srv;
     int fd;
@@ -316,7 +316,7 @@ static size_t count_lines(const char *s)
  * serving. */
 static void test_default_handle_error(void **state)
 {
-    ss_handler h = { .handle = failing_handle };
+    ss_handler h = {.handle = failing_handle};
     ss_options opt;
     ss_server *srv;
     char out[4096];
@@ -361,7 +361,7 @@ static void serve_quietly(void *arg)
 
 static void test_silent_when_well(void **state)
 {
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_options opt;
     ss_server *srv;
     char out[256];
@@ -377,12 +377,9 @@ static void test_silent_when_well(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_exported_symbols),
-        TU_TEST(test_option_defaults),
-        TU_TEST(test_bad_options),
-        TU_TEST(test_empty_handler),
-        TU_TEST(test_default_handle_error),
-        TU_TEST(test_silent_when_well),
+        TU_TEST(test_exported_symbols),     TU_TEST(test_option_defaults),
+        TU_TEST(test_bad_options),          TU_TEST(test_empty_handler),
+        TU_TEST(test_default_handle_error), TU_TEST(test_silent_when_well),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -76,7 +76,7 @@ static int data_echo_handle(ss_request *req)
 static void run_empty(enum tu_kind kind, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = data_echo_handle };
+    ss_handler h = {.handle = data_echo_handle};
     char path[TU_PATH_MAX + 8], cpath[TU_PATH_MAX];
     char buf[64];
     tu_serve *serve;
@@ -125,13 +125,13 @@ static int truncation_handle(ss_request *req)
     if (ss_request_data(req, &len) == NULL)
         return SS_ERROR;
     return ss_printf(req, "%c%zu", ss_request_truncated(req) ? 'T' : 'F', len) > 0 ? SS_OK
-                                                                                    : SS_ERROR;
+                                                                                   : SS_ERROR;
 }
 
 static void run_truncation(size_t max, size_t sent, const char *want)
 {
     ss_options opt;
-    ss_handler h = { .handle = truncation_handle };
+    ss_handler h = {.handle = truncation_handle};
     char *msg = calloc(1, sent + 1);
     char buf[64];
     tu_serve *serve;
@@ -184,7 +184,7 @@ static void two_part_finish(ss_request *req)
 static void test_reply_buffer_sent_after_finish(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = two_part_handle, .finish = two_part_finish };
+    ss_handler h = {.handle = two_part_handle, .finish = two_part_finish};
     char buf[64];
     tu_serve *serve;
     ss_server *srv;
@@ -226,7 +226,7 @@ static int direct_handle(ss_request *req)
 static void run_direct(const char *first, const char *want)
 {
     ss_options opt;
-    ss_handler h = { .handle = direct_handle };
+    ss_handler h = {.handle = direct_handle};
     char buf[64];
     tu_serve *serve;
     ss_server *srv;
@@ -283,7 +283,7 @@ static int dgram_reader_handle(ss_request *req)
 static void test_datagram_readline(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = dgram_reader_handle };
+    ss_handler h = {.handle = dgram_reader_handle};
     char buf[64];
     tu_serve *serve;
     ss_server *srv;
@@ -313,15 +313,14 @@ static int dgram_exact_handle(ss_request *req)
     errno = 0;
     b = ss_read_exact(req, buf, 10);
     err = errno;
-    return ss_printf(req, "%zd %zd %s", a, b, err == ENODATA ? "ENODATA" : "other") > 0
-               ? SS_OK
-               : SS_ERROR;
+    return ss_printf(req, "%zd %zd %s", a, b, err == ENODATA ? "ENODATA" : "other") > 0 ? SS_OK
+                                                                                        : SS_ERROR;
 }
 
 static void test_datagram_read_exact(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = dgram_exact_handle };
+    ss_handler h = {.handle = dgram_exact_handle};
     char buf[64];
     tu_serve *serve;
     ss_server *srv;
@@ -361,7 +360,7 @@ static int big_reply_handle(ss_request *req)
 static void test_reply_size_limit(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = big_reply_handle };
+    ss_handler h = {.handle = big_reply_handle};
     char *buf = malloc(MAX_REPLY + 100);
     tu_serve *serve;
     ss_server *srv;
@@ -418,7 +417,7 @@ static void read_event_line(char *buf, size_t size)
 static void test_unix_datagram_client_paths(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = client_str_handle };
+    ss_handler h = {.handle = client_str_handle};
     char path[TU_PATH_MAX + 8], cpath[TU_PATH_MAX], want[TU_PATH_MAX + 8];
     char buf[256];
     tu_serve *serve;
@@ -464,7 +463,7 @@ static void test_unix_datagram_client_paths(void **state)
 static void test_udp_client_address(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = client_str_handle };
+    ss_handler h = {.handle = client_str_handle};
     struct sockaddr_storage me;
     socklen_t len = sizeof(me);
     char buf[256], want[128];
@@ -493,16 +492,11 @@ static void test_udp_client_address(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_empty_datagram_udp),
-        TU_TEST(test_empty_datagram_unix),
-        TU_TEST(test_truncation),
-        TU_TEST(test_reply_buffer_sent_after_finish),
-        TU_TEST(test_reply_direct),
-        TU_TEST(test_flush_datagram),
-        TU_TEST(test_datagram_readline),
-        TU_TEST(test_datagram_read_exact),
-        TU_TEST(test_reply_size_limit),
-        TU_TEST(test_unix_datagram_client_paths),
+        TU_TEST(test_empty_datagram_udp), TU_TEST(test_empty_datagram_unix),
+        TU_TEST(test_truncation),         TU_TEST(test_reply_buffer_sent_after_finish),
+        TU_TEST(test_reply_direct),       TU_TEST(test_flush_datagram),
+        TU_TEST(test_datagram_readline),  TU_TEST(test_datagram_read_exact),
+        TU_TEST(test_reply_size_limit),   TU_TEST(test_unix_datagram_client_paths),
         TU_TEST(test_udp_client_address),
     };
 

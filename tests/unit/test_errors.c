@@ -36,7 +36,7 @@ static void run_one(ss_mode mode, ss_socktype type, int result, int want_rc, int
                     const char *want_events)
 {
     ss_options opt;
-    ss_handler h = { .handle = failing_handle };
+    ss_handler h = {.handle = failing_handle};
     ss_server *srv;
     char path[TU_PATH_MAX];
     char got[32];
@@ -166,7 +166,7 @@ static int abort_on_marker(ss_request *req)
 static void run_serve_abort(ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = abort_on_marker };
+    ss_handler h = {.handle = abort_on_marker};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -187,8 +187,7 @@ static void run_serve_abort(ss_mode mode)
     assert_int_equal(tu_wait_eof(fd, TU_WAIT_MS), 0);
     close(fd);
     assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'E');
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
 
     fd = tu_client(srv, NULL, 0);
     assert_true(fd >= 0);
@@ -200,8 +199,7 @@ static void run_serve_abort(ss_mode mode)
         assert_int_equal(serve->rc, -1);
         assert_int_equal(serve->err, ECANCELED);
     } else {
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
         assert_int_equal(tu_serve_stop(serve), 0);
         assert_int_equal(serve->rc, 0);
     }
@@ -239,20 +237,13 @@ static void test_serve_abort_pool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_sync_handled),
-        TU_TEST(test_sync_handled_other_negative),
-        TU_TEST(test_sync_not_handled),
-        TU_TEST(test_threading_handled),
-        TU_TEST(test_threading_not_handled),
-        TU_TEST(test_forking_handled),
-        TU_TEST(test_forking_not_handled),
-        TU_TEST(test_pool_handled),
-        TU_TEST(test_pool_not_handled),
-        TU_TEST(test_datagram_handled),
-        TU_TEST(test_datagram_not_handled),
-        TU_TEST(test_serve_abort_sync),
-        TU_TEST(test_serve_abort_threading),
-        TU_TEST(test_serve_abort_forking),
+        TU_TEST(test_sync_handled),          TU_TEST(test_sync_handled_other_negative),
+        TU_TEST(test_sync_not_handled),      TU_TEST(test_threading_handled),
+        TU_TEST(test_threading_not_handled), TU_TEST(test_forking_handled),
+        TU_TEST(test_forking_not_handled),   TU_TEST(test_pool_handled),
+        TU_TEST(test_pool_not_handled),      TU_TEST(test_datagram_handled),
+        TU_TEST(test_datagram_not_handled),  TU_TEST(test_serve_abort_sync),
+        TU_TEST(test_serve_abort_threading), TU_TEST(test_serve_abort_forking),
         TU_TEST(test_serve_abort_pool),
     };
 

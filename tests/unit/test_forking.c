@@ -63,9 +63,8 @@ static int gated_handle(ss_request *req)
     long max = __atomic_load_n(&shm->max_active, __ATOMIC_SEQ_CST);
     long slot = __atomic_fetch_add(&shm->npids, 1, __ATOMIC_SEQ_CST);
 
-    while (now > max &&
-           !__atomic_compare_exchange_n(&shm->max_active, &max, now, false, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_SEQ_CST)) {
+    while (now > max && !__atomic_compare_exchange_n(&shm->max_active, &max, now, false,
+                                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
     }
     if (slot < MAX_PIDS)
         shm->pids[slot] = getpid();
@@ -79,7 +78,7 @@ static ss_server *new_forking(int (*handle)(ss_request *), unsigned max_children
                               bool block_on_close)
 {
     ss_options opt;
-    ss_handler h = { .handle = handle };
+    ss_handler h = {.handle = handle};
 
     ss_options_init(&opt);
     opt.mode = SS_MODE_FORKING;
@@ -155,8 +154,7 @@ static void test_foreign_child_not_reaped(void **state)
     for (int i = 0; i < 10; i++) {
         char reply[64];
 
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     }
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
     assert_int_equal(tu_serve_stop(serve), 0);
@@ -338,7 +336,7 @@ static int crashing_handle(ss_request *req)
     ssize_t n = ss_readline(req, line, sizeof(line));
 
     if (n > 0 && strcmp(line, "crash\n") == 0) {
-        struct rlimit none = { 0, 0 };
+        struct rlimit none = {0, 0};
 
         /* No core file from the crash on purpose. */
         setrlimit(RLIMIT_CORE, &none);
@@ -367,8 +365,7 @@ static void test_crashing_child(void **state)
         assert_int_equal(tu_send_all(fd, "crash\n", 6), 6);
         assert_int_equal(tu_wait_eof(fd, TU_WAIT_MS), 0);
         close(fd);
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     }
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
     assert_int_equal(ss_server_active(srv), 0);

@@ -31,7 +31,7 @@ static void check_bound_address(ss_server *srv)
 static void run_echo(enum tu_kind kind, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     char path[TU_PATH_MAX + 8];
     ss_server *srv;
     tu_serve *serve;
@@ -84,17 +84,17 @@ static void run_echo(enum tu_kind kind, ss_mode mode)
     tu_server_free(srv);
 }
 
-#define ECHO_TEST(K, M)                                                                  \
-    static void echo_##K##_##M(void **state)                                             \
-    {                                                                                    \
-        (void)state;                                                                     \
-        run_echo(TU_##K, SS_MODE_##M);                                                   \
+#define ECHO_TEST(K, M)                                                                            \
+    static void echo_##K##_##M(void **state)                                                       \
+    {                                                                                              \
+        (void)state;                                                                               \
+        run_echo(TU_##K, SS_MODE_##M);                                                             \
     }
 
-#define ECHO_KIND(K)                                                                     \
-    ECHO_TEST(K, SYNC)                                                                   \
-    ECHO_TEST(K, THREADING)                                                              \
-    ECHO_TEST(K, FORKING)                                                                \
+#define ECHO_KIND(K)                                                                               \
+    ECHO_TEST(K, SYNC)                                                                             \
+    ECHO_TEST(K, THREADING)                                                                        \
+    ECHO_TEST(K, FORKING)                                                                          \
     ECHO_TEST(K, POOL)
 
 ECHO_KIND(TCP)
@@ -104,15 +104,15 @@ ECHO_KIND(UNIX_DGRAM)
 ECHO_KIND(TCP6)
 ECHO_KIND(UDP6)
 
-#define ECHO_ENTRIES(K)                                                                  \
-    TU_TEST(echo_##K##_SYNC), TU_TEST(echo_##K##_THREADING), TU_TEST(echo_##K##_FORKING), \
+#define ECHO_ENTRIES(K)                                                                            \
+    TU_TEST(echo_##K##_SYNC), TU_TEST(echo_##K##_THREADING), TU_TEST(echo_##K##_FORKING),          \
         TU_TEST(echo_##K##_POOL)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        ECHO_ENTRIES(TCP),         ECHO_ENTRIES(UDP),  ECHO_ENTRIES(UNIX_STREAM),
-        ECHO_ENTRIES(UNIX_DGRAM),  ECHO_ENTRIES(TCP6), ECHO_ENTRIES(UDP6),
+        ECHO_ENTRIES(TCP),        ECHO_ENTRIES(UDP),  ECHO_ENTRIES(UNIX_STREAM),
+        ECHO_ENTRIES(UNIX_DGRAM), ECHO_ENTRIES(TCP6), ECHO_ENTRIES(UDP6),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

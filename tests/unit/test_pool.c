@@ -48,11 +48,11 @@ static void reject_hook(ss_request *req)
     tu_chan_put(&events, req != NULL ? 'R' : 'r');
 }
 
-static ss_server *new_pool(ss_socktype type, unsigned workers, unsigned queue,
-                           ss_pool_full full, bool block_on_close)
+static ss_server *new_pool(ss_socktype type, unsigned workers, unsigned queue, ss_pool_full full,
+                           bool block_on_close)
 {
     ss_options opt;
-    ss_handler h = { .handle = gated_handle };
+    ss_handler h = {.handle = gated_handle};
 
     ss_options_init(&opt);
     opt.mode = SS_MODE_POOL;
@@ -306,7 +306,7 @@ static void test_close_drops_queue(void **state)
     ss_server *srv;
     tu_serve *serve;
     pthread_t closer;
-    int fds[3], eof[3] = { 0, -1, -1 }, early;
+    int fds[3], eof[3] = {0, -1, -1}, early;
     char got[16];
 
     (void)state;

@@ -83,7 +83,7 @@ static int datagram_requests(ss_server *srv, int n)
 static void run_no_leak(ss_socktype type, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     int fds_idle = tu_count_fds();
@@ -116,11 +116,11 @@ static void run_no_leak(ss_socktype type, ss_mode mode)
     assert_int_equal(tu_wait_threads(threads_idle, TU_WAIT_MS), threads_idle);
 }
 
-#define LEAK_TEST(T, M)                                                                  \
-    static void test_no_leak_##T##_##M(void **state)                                      \
-    {                                                                                    \
-        (void)state;                                                                     \
-        run_no_leak(SS_##T, SS_MODE_##M);                                                \
+#define LEAK_TEST(T, M)                                                                            \
+    static void test_no_leak_##T##_##M(void **state)                                               \
+    {                                                                                              \
+        (void)state;                                                                               \
+        run_no_leak(SS_##T, SS_MODE_##M);                                                          \
     }
 
 LEAK_TEST(STREAM, SYNC)
@@ -161,10 +161,10 @@ static int flood_handle(ss_request *req)
 static void run_sigpipe(ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = flood_handle };
+    ss_handler h = {.handle = flood_handle};
     ss_server *srv;
     tu_serve *serve;
-    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
     char reply[64];
     int fd;
 
@@ -191,7 +191,7 @@ static void run_sigpipe(ss_mode mode)
     ss_options_init(&opt);
     opt.mode = mode;
     {
-        ss_handler echo = { .handle = tu_echo_handle };
+        ss_handler echo = {.handle = tu_echo_handle};
 
         srv = tu_server_new(&opt, &echo);
     }
@@ -234,7 +234,7 @@ static void test_sigpipe_pool(void **state)
 static void test_eintr_serve_loop(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -269,7 +269,7 @@ static int signalled_read_handle(ss_request *req)
 static void test_eintr_handler_read(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = signalled_read_handle };
+    ss_handler h = {.handle = signalled_read_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -346,7 +346,7 @@ static int highest_fd(void)
 static void run_emfile(ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     struct rlimit old, low;
@@ -429,10 +429,8 @@ static void run_emfile(ss_mode mode)
     assert_true(errors_seen < 200);
 
     /* Descriptors are back: the waiting client is served. */
-    assert_int_equal(tu_send_all(client, TU_TEST_STR, strlen(TU_TEST_STR)),
-                     strlen(TU_TEST_STR));
-    assert_int_equal(tu_recv_line(client, reply, sizeof(reply), TU_WAIT_MS),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_send_all(client, TU_TEST_STR, strlen(TU_TEST_STR)), strlen(TU_TEST_STR));
+    assert_int_equal(tu_recv_line(client, reply, sizeof(reply), TU_WAIT_MS), strlen(TU_TEST_STR));
     close(client);
     assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_int_equal(tu_serve_stop(serve), 0);
@@ -508,7 +506,7 @@ static int cloexec_handle(ss_request *req)
 static void run_cloexec(ss_socktype type, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = cloexec_handle };
+    ss_handler h = {.handle = cloexec_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];

@@ -23,8 +23,7 @@
 /* Rejected connections in the verify_request test. */
 #define REJECTED_CONNECTIONS 20
 
-static const ss_mode all_modes[] = { SS_MODE_SYNC, SS_MODE_THREADING, SS_MODE_FORKING,
-                                     SS_MODE_POOL };
+static const ss_mode all_modes[] = {SS_MODE_SYNC, SS_MODE_THREADING, SS_MODE_FORKING, SS_MODE_POOL};
 #define MODE_COUNT (sizeof(all_modes) / sizeof(all_modes[0]))
 
 /* Events reported by handlers and hooks; a pipe, so forked children can
@@ -62,7 +61,7 @@ static size_t count_char(const char *s, size_t n, char c)
 static void test_port_zero_address(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -94,7 +93,7 @@ static void test_port_zero_address(void **state)
 static void test_port_zero_address_ipv6(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     char buf[128], want[128];
 
@@ -115,7 +114,7 @@ static void test_port_zero_address_ipv6(void **state)
 static void test_unix_address(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     char path[TU_PATH_MAX + 8];
     ss_server *srv;
     struct sockaddr_storage ss;
@@ -139,7 +138,7 @@ static void test_unix_address(void **state)
 static void run_dual_stack(ss_socktype type)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     struct sockaddr_in v4;
@@ -211,7 +210,7 @@ static void test_shutdown_immediately(void **state)
     for (size_t m = 0; m < MODE_COUNT; m++) {
         for (int i = 0; i < SHUTDOWN_SERVERS; i++) {
             ss_options opt;
-            ss_handler h = { .handle = tu_echo_handle };
+            ss_handler h = {.handle = tu_echo_handle};
             ss_server *srv;
             tu_serve *serve;
 
@@ -237,7 +236,7 @@ static void test_shutdown_immediately(void **state)
 static void test_shutdown_before_serve(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     double t0;
@@ -257,8 +256,7 @@ static void test_shutdown_before_serve(void **state)
 
     serve = tu_serve_start(srv, 5.0);
     assert_non_null(serve);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     /* Shutdown wakes the loop at once, without waiting for poll_interval. */
     t0 = tu_now();
     assert_int_equal(tu_serve_stop(serve), 0);
@@ -269,7 +267,7 @@ static void test_shutdown_before_serve(void **state)
 static void test_serve_again(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
 
     (void)state;
@@ -281,8 +279,7 @@ static void test_serve_again(void **state)
         tu_serve *serve = tu_serve_start(srv, 0.01);
 
         assert_non_null(serve);
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
         assert_int_equal(tu_serve_stop(serve), 0);
         assert_int_equal(serve->rc, 0);
     }
@@ -302,7 +299,7 @@ static int shutdown_handle(ss_request *req)
 static void run_shutdown_in_handler(ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = shutdown_handle };
+    ss_handler h = {.handle = shutdown_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -316,8 +313,7 @@ static void run_shutdown_in_handler(ss_mode mode)
     /* A long poll interval: the loop must stop because it was asked to. */
     serve = tu_serve_start(srv, 30.0);
     assert_non_null(serve);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_string_equal(reply, TU_TEST_STR);
     assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'S');
     /* No deadlock: the loop stops by itself after this request. */
@@ -364,7 +360,7 @@ static void stopping_service_actions(ss_server *srv)
 static void test_shutdown_from_service_actions(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
 
@@ -387,7 +383,7 @@ static void test_shutdown_from_service_actions(void **state)
 static void run_shutdown_on_signal(int signo, bool to_serving_thread)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     struct sigaction old;
@@ -402,8 +398,7 @@ static void run_shutdown_on_signal(int signo, bool to_serving_thread)
     assert_non_null(serve);
     /* One request first, so the loop is surely running when the signal
      * comes (the other order is test_shutdown_before_serve). */
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     if (to_serving_thread)
         assert_int_equal(pthread_kill(serve->thread, signo), 0);
     else
@@ -431,7 +426,7 @@ static void test_shutdown_on_sigint_other_thread(void **state)
 static void test_shutdown_async_from_thread(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -442,8 +437,7 @@ static void test_shutdown_async_from_thread(void **state)
     assert_non_null(srv);
     serve = tu_serve_start(srv, 30.0);
     assert_non_null(serve);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     ss_shutdown_async(srv);
     assert_int_equal(tu_serve_wait(serve, TU_WAIT_MS), 0);
     assert_int_equal(serve->rc, 0);
@@ -461,7 +455,7 @@ static void test_close_without_serving(void **state)
     for (size_t m = 0; m < MODE_COUNT; m++) {
         for (int t = 0; t < 2; t++) {
             ss_options opt;
-            ss_handler h = { .handle = tu_echo_handle };
+            ss_handler h = {.handle = tu_echo_handle};
             ss_server *srv;
 
             ss_options_init(&opt);
@@ -483,8 +477,8 @@ static void test_close_without_serving(void **state)
 
 static void test_bind_leak_bad_port(void **state)
 {
-    static const char *const bad[] = { "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:99999" };
-    ss_handler h = { .handle = tu_echo_handle };
+    static const char *const bad[] = {"127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:99999"};
+    ss_handler h = {.handle = tu_echo_handle};
     int fds0 = tu_count_fds();
 
     (void)state;
@@ -504,7 +498,7 @@ static void test_bind_leak_bad_port(void **state)
 static void run_bind_leak_in_use(ss_socktype type, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *first;
     char addr[64];
     int fds0, threads0;
@@ -566,7 +560,7 @@ static int sockopt(int fd, int name)
  * and are off by default (Python's class attributes). */
 static void test_reuse_options(void **state)
 {
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
 
     (void)state;
     for (int t = 0; t < 2; t++) {
@@ -604,7 +598,7 @@ static void test_reuse_options(void **state)
 static void test_handle_request_after_shutdown(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     double t0;
 
@@ -645,7 +639,7 @@ static int marking_echo(ss_request *req)
 static void run_verify_false(ss_mode mode, ss_socktype type)
 {
     ss_options opt;
-    ss_handler h = { .handle = marking_echo };
+    ss_handler h = {.handle = marking_echo};
     ss_server *srv;
     tu_serve *serve;
     char reply[64], got[256];
@@ -665,8 +659,7 @@ static void run_verify_false(ss_mode mode, ss_socktype type)
     /* One accepted request first, so that whatever the server sets up on its
      * first request exists before the descriptors are counted. */
     __atomic_store_n(&verify_accepts, 1, __ATOMIC_SEQ_CST);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'V');
     assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'H');
     __atomic_store_n(&verify_accepts, 0, __ATOMIC_SEQ_CST);
@@ -675,8 +668,7 @@ static void run_verify_false(ss_mode mode, ss_socktype type)
         int fd = tu_client(srv, NULL, 0);
 
         assert_true(fd >= 0);
-        assert_int_equal(tu_send_all(fd, TU_TEST_STR, strlen(TU_TEST_STR)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_send_all(fd, TU_TEST_STR, strlen(TU_TEST_STR)), strlen(TU_TEST_STR));
         if (type == SS_STREAM) {
             assert_int_equal(tu_wait_eof(fd, TU_WAIT_MS), 0);
         } else {
@@ -688,15 +680,13 @@ static void run_verify_false(ss_mode mode, ss_socktype type)
     /* The server closed every rejected connection. */
     assert_true(tu_wait_fds(fds0, TU_WAIT_MS) <= fds0);
     __atomic_store_n(&verify_accepts, 1, __ATOMIC_SEQ_CST);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_int_equal(tu_serve_stop(serve), 0);
     ss_server_close(srv);
     n = tu_chan_drain(&events, got, sizeof(got));
     assert_int_equal(count_char(got, n, 'H'), 1);
     /* Datagram verdicts were taken from the channel as they came. */
-    assert_int_equal(count_char(got, n, 'V'),
-                     type == SS_DATAGRAM ? 1 : REJECTED_CONNECTIONS + 1);
+    assert_int_equal(count_char(got, n, 'V'), type == SS_DATAGRAM ? 1 : REJECTED_CONNECTIONS + 1);
     tu_server_free(srv);
     close_chans();
 }
@@ -771,7 +761,7 @@ static void order_error(ss_server *srv, ss_request *req, int err)
 static size_t run_order(int setup_rc, int handle_rc, char *got, size_t size)
 {
     ss_options opt;
-    ss_handler h = { .setup = order_setup, .handle = order_handle, .finish = order_finish };
+    ss_handler h = {.setup = order_setup, .handle = order_handle, .finish = order_finish};
     ss_server *srv;
     int fd;
     size_t n;
@@ -834,7 +824,7 @@ static void counting_timeout(ss_server *srv)
 static void test_handle_request_timeout(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     double t0, elapsed;
 
@@ -861,7 +851,7 @@ static void test_handle_request_one(void **state)
     (void)state;
     for (size_t m = 0; m < MODE_COUNT; m++) {
         ss_options opt;
-        ss_handler h = { .handle = tu_echo_handle };
+        ss_handler h = {.handle = tu_echo_handle};
         ss_server *srv;
         char reply[64];
         int fd;
@@ -875,11 +865,9 @@ static void test_handle_request_one(void **state)
         assert_non_null(srv);
         fd = tu_client(srv, NULL, 0);
         assert_true(fd >= 0);
-        assert_int_equal(tu_send_all(fd, TU_TEST_STR, strlen(TU_TEST_STR)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_send_all(fd, TU_TEST_STR, strlen(TU_TEST_STR)), strlen(TU_TEST_STR));
         assert_int_equal(ss_handle_request(srv), 1);
-        assert_int_equal(tu_recv_line(fd, reply, sizeof(reply), TU_WAIT_MS),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_recv_line(fd, reply, sizeof(reply), TU_WAIT_MS), strlen(TU_TEST_STR));
         close(fd);
         ss_server_close(srv);
         assert_int_equal(timeouts_seen, 0);
@@ -899,7 +887,7 @@ static void counting_service_actions(ss_server *srv)
 static void test_service_actions_idle(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
 
@@ -920,7 +908,7 @@ static void test_service_actions_idle(void **state)
 static void test_service_actions_per_request(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     long before;
@@ -937,8 +925,7 @@ static void test_service_actions_per_request(void **state)
     for (int i = 0; i < 3; i++) {
         char reply[64];
 
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     }
     assert_true(tu_wait_counter(&service_turns, before + 3, TU_WAIT_MS) >= before + 3);
     assert_int_equal(tu_serve_stop(serve), 0);
@@ -980,7 +967,7 @@ static void user_finish(ss_request *req)
 static void test_user_pointers(void **state)
 {
     ss_options opt;
-    ss_handler h = { .setup = user_setup, .handle = user_handle, .finish = user_finish };
+    ss_handler h = {.setup = user_setup, .handle = user_handle, .finish = user_finish};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -994,8 +981,7 @@ static void test_user_pointers(void **state)
     assert_ptr_equal(ss_server_user(srv), &accessor_ok);
     serve = tu_serve_start(srv, 0.01);
     assert_non_null(serve);
-    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                     strlen(TU_TEST_STR));
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_int_equal(tu_serve_stop(serve), 0);
     assert_int_equal(accessor_ok, 1);
     tu_server_free(srv);
@@ -1013,7 +999,7 @@ static int gated_handle(ss_request *req)
 static void run_drain(ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = gated_handle };
+    ss_handler h = {.handle = gated_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];

@@ -94,7 +94,7 @@ static int readline_pieces_handle(ss_request *req)
 static void test_readline_limit(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = readline_pieces_handle };
+    ss_handler h = {.handle = readline_pieces_handle};
     tu_serve *serve;
     ss_server *srv;
     const char *in = "abcdefghij\nabc\nxy\nlast";
@@ -118,7 +118,7 @@ static void test_readline_limit(void **state)
 static void test_readline_across_segments(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     tu_serve *serve;
     ss_server *srv;
     char out[64];
@@ -162,7 +162,7 @@ static int read_handle(ss_request *req)
 static void test_read_and_pending(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = read_handle };
+    ss_handler h = {.handle = read_handle};
     tu_serve *serve;
     ss_server *srv;
     char out[128];
@@ -196,7 +196,7 @@ static int read_exact_handle(ss_request *req)
     n = ss_read_exact(req, buf, 10);
     err = errno;
     return ss_printf(req, "|%zd %s\n", n, err == ENODATA ? "ENODATA" : "other") > 0 ? SS_OK
-                                                                                      : SS_ERROR;
+                                                                                    : SS_ERROR;
 }
 
 /* read_exact assembles pieces, and fails with ENODATA when input ends
@@ -204,7 +204,7 @@ static int read_exact_handle(ss_request *req)
 static void test_read_exact(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = read_exact_handle };
+    ss_handler h = {.handle = read_exact_handle};
     tu_serve *serve;
     ss_server *srv;
     char out[128];
@@ -242,7 +242,7 @@ static int eof_handle(ss_request *req)
 static void test_read_eof(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = eof_handle };
+    ss_handler h = {.handle = eof_handle};
     tu_serve *serve;
     ss_server *srv;
     char out[64];
@@ -279,7 +279,7 @@ static int request_fd_handle(ss_request *req)
 static void test_request_fd_is_connection(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = request_fd_handle };
+    ss_handler h = {.handle = request_fd_handle};
     tu_serve *serve;
     ss_server *srv;
     struct sockaddr_storage me;
@@ -329,7 +329,7 @@ static int flush_handle(ss_request *req)
 static void run_ping_pong(size_t wbufsize, int (*handle)(ss_request *))
 {
     ss_options opt;
-    ss_handler h = { .handle = handle };
+    ss_handler h = {.handle = handle};
     tu_serve *serve;
     ss_server *srv;
     char out[64];
@@ -396,7 +396,7 @@ static int big_buffered_handle(ss_request *req)
 static void test_write_buffered_large(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = big_buffered_handle };
+    ss_handler h = {.handle = big_buffered_handle};
     tu_serve *serve;
     ss_server *srv;
     size_t total = 100000 + 7000;
@@ -452,7 +452,7 @@ static int big_write_handle(ss_request *req)
 static void test_write_big_with_signals(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = big_write_handle };
+    ss_handler h = {.handle = big_write_handle};
     tu_serve *serve;
     ss_server *srv;
     unsigned char *chunk = malloc(CLIENT_CHUNK);
@@ -524,7 +524,7 @@ static int printf_handle(ss_request *req)
 static void test_printf(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = printf_handle };
+    ss_handler h = {.handle = printf_handle};
     tu_serve *serve;
     ss_server *srv;
     char out[6000];
@@ -573,7 +573,7 @@ static int timeout_handle(ss_request *req)
 static void run_request_timeout(ss_mode mode, double opt_timeout, double set_timeout)
 {
     ss_options opt;
-    ss_handler h = { .handle = timeout_handle };
+    ss_handler h = {.handle = timeout_handle};
     tu_serve *serve;
     ss_server *srv;
     int fd;
@@ -644,7 +644,7 @@ static int timeout_write_handle(ss_request *req)
 static void test_request_timeout_write(void **state)
 {
     ss_options opt;
-    ss_handler h = { .handle = timeout_write_handle };
+    ss_handler h = {.handle = timeout_write_handle};
     tu_serve *serve;
     ss_server *srv;
     int fd;
@@ -678,7 +678,7 @@ static int nodelay_handle(ss_request *req)
 static void run_nodelay(bool disable_nagle, char want, ss_mode mode)
 {
     ss_options opt;
-    ss_handler h = { .handle = nodelay_handle };
+    ss_handler h = {.handle = nodelay_handle};
     tu_serve *serve;
     ss_server *srv;
     int fd;

@@ -51,7 +51,7 @@ static int gated_handle(ss_request *req)
 static ss_server *new_threading(bool daemon, bool block_on_close)
 {
     ss_options opt;
-    ss_handler h = { .handle = gated_handle };
+    ss_handler h = {.handle = gated_handle};
 
     ss_options_init(&opt);
     opt.mode = SS_MODE_THREADING;
@@ -230,7 +230,7 @@ static void test_free_waits_for_daemon(void **state)
 static void run_threads_reaped(bool daemon)
 {
     ss_options opt;
-    ss_handler h = { .handle = tu_echo_handle };
+    ss_handler h = {.handle = tu_echo_handle};
     ss_server *srv;
     tu_serve *serve;
     int base, before;
@@ -249,8 +249,7 @@ static void run_threads_reaped(bool daemon)
     base = before + 1; /* the serving thread */
     assert_int_equal(tu_wait_threads(base, TU_WAIT_MS), base);
     for (int i = 0; i < SEQUENTIAL; i++) {
-        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)),
-                         strlen(TU_TEST_STR));
+        assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     }
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
     assert_int_equal(tu_wait_threads(base, TU_WAIT_MS), base);
@@ -289,7 +288,7 @@ static int stack_handle(ss_request *req)
 static void run_stack_size(ss_mode mode, size_t requested, size_t want)
 {
     ss_options opt;
-    ss_handler h = { .handle = stack_handle };
+    ss_handler h = {.handle = stack_handle};
     ss_server *srv;
     tu_serve *serve;
     char reply[64];
@@ -324,14 +323,10 @@ static void test_thread_stack_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_concurrent_requests),
-        TU_TEST(test_close_waits_for_handler),
-        TU_TEST(test_close_daemon_threads),
-        TU_TEST(test_close_no_block_on_close),
-        TU_TEST(test_free_waits_for_daemon),
-        TU_TEST(test_threads_reaped),
-        TU_TEST(test_threads_reaped_daemon),
-        TU_TEST(test_thread_stack_size),
+        TU_TEST(test_concurrent_requests),   TU_TEST(test_close_waits_for_handler),
+        TU_TEST(test_close_daemon_threads),  TU_TEST(test_close_no_block_on_close),
+        TU_TEST(test_free_waits_for_daemon), TU_TEST(test_threads_reaped),
+        TU_TEST(test_threads_reaped_daemon), TU_TEST(test_thread_stack_size),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

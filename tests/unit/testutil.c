@@ -237,8 +237,7 @@ static void wildcard_to_loopback(struct sockaddr_storage *ss)
     }
 }
 
-int tu_client_addr(const struct sockaddr *addr, socklen_t len, int type, char *path,
-                   size_t size)
+int tu_client_addr(const struct sockaddr *addr, socklen_t len, int type, char *path, size_t size)
 {
     struct sockaddr_storage ss;
     int fd = -1;
@@ -273,7 +272,7 @@ int tu_client_addr(const struct sockaddr *addr, socklen_t len, int type, char *p
         if (errno != EINTR)
             break;
     }
-fail: {
+fail : {
     int e = errno;
 
     close(fd);
@@ -316,7 +315,7 @@ int tu_wait_readable(int fd, int timeout_ms)
     double deadline = tu_now() + timeout_ms / 1000.0;
 
     for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
+        struct pollfd p = {.fd = fd, .events = POLLIN};
         int left = (int)((deadline - tu_now()) * 1000.0);
         int r;
 
@@ -590,7 +589,7 @@ int tu_count_threads(void)
 
 static void pause_ms(int ms)
 {
-    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ms * 1000000L };
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
 
     nanosleep(&ts, NULL);
 }

@@ -10,10 +10,12 @@
 #ifndef SOCKSERV_TESTUTIL_H
 #define SOCKSERV_TESTUTIL_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+
+/* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -39,15 +41,7 @@
 #define TU_TEST_STR "hello world\n"
 
 /* Server kinds: transport x address family. */
-enum tu_kind {
-    TU_TCP = 0,
-    TU_UDP,
-    TU_UNIX_STREAM,
-    TU_UNIX_DGRAM,
-    TU_TCP6,
-    TU_UDP6,
-    TU_KIND_COUNT
-};
+enum tu_kind { TU_TCP = 0, TU_UDP, TU_UNIX_STREAM, TU_UNIX_DGRAM, TU_TCP6, TU_UDP6, TU_KIND_COUNT };
 
 const char *tu_kind_name(enum tu_kind kind);
 const char *tu_mode_name(ss_mode mode);
@@ -102,8 +96,7 @@ int tu_serve_stop(tu_serve *s);
  * -1. */
 int tu_client(const ss_server *srv, char *path, size_t size);
 /* Same, to an explicit address. */
-int tu_client_addr(const struct sockaddr *addr, socklen_t len, int type, char *path,
-                   size_t size);
+int tu_client_addr(const struct sockaddr *addr, socklen_t len, int type, char *path, size_t size);
 
 /* Send all bytes (MSG_NOSIGNAL). Returns n or -1. */
 ssize_t tu_send_all(int fd, const void *buf, size_t n);
