@@ -349,6 +349,52 @@ static void test_shutdown_in_forked_handler(void **state)
     run_shutdown_in_handler(SS_MODE_FORKING);
 }
 
+static int gated_shutdown_handle(ss_request *req)
+{
+    ss_shutdown(ss_request_server(req));
+    tu_chan_put(&events, 'S');
+    tu_chan_get(&release, TU_WAIT_MS);
+    return tu_echo_handle(req);
+}
+
+/* bpo-35017: once a shutdown is asked for, the sync loop takes no further
+ * request, even one that was already waiting. */
+static void test_no_request_after_shutdown(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = gated_shutdown_handle};
+    ss_server *srv;
+    tu_serve *serve;
+    char reply[64];
+    int a, b, waiting;
+
+    (void)state;
+    open_chans();
+    ss_options_init(&opt);
+    srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    serve = tu_serve_start(srv, 30.0);
+    assert_non_null(serve);
+    a = tu_client(srv, NULL, 0);
+    assert_true(a >= 0);
+    assert_int_equal(tu_send_all(a, TU_TEST_STR, strlen(TU_TEST_STR)), strlen(TU_TEST_STR));
+    assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'S');
+    b = tu_client(srv, NULL, 0);
+    assert_true(b >= 0);
+    assert_int_equal(tu_send_all(b, TU_TEST_STR, strlen(TU_TEST_STR)), strlen(TU_TEST_STR));
+    assert_int_equal(tu_chan_put(&release, 'r'), 0);
+    assert_int_equal(tu_recv_line(a, reply, sizeof(reply), TU_WAIT_MS), strlen(TU_TEST_STR));
+    assert_int_equal(tu_serve_wait(serve, TU_WAIT_MS), 0);
+    /* The second client was never served: no reply, no handler run. */
+    waiting = tu_wait_readable(b, TU_QUIET_MS);
+    assert_int_equal(tu_chan_get(&events, 0), -1);
+    assert_int_equal(waiting, 0);
+    close(a);
+    close(b);
+    tu_server_free(srv);
+    close_chans();
+}
+
 static void stopping_service_actions(ss_server *srv)
 {
     __atomic_add_fetch(&service_turns, 1, __ATOMIC_SEQ_CST);
@@ -1063,6 +1109,7 @@ int main(void)
         TU_TEST(test_shutdown_in_threading_handler),
         TU_TEST(test_shutdown_in_pool_handler),
         TU_TEST(test_shutdown_in_forked_handler),
+        TU_TEST(test_no_request_after_shutdown),
         TU_TEST(test_shutdown_from_service_actions),
         TU_TEST(test_shutdown_on_sigterm_serving_thread),
         TU_TEST(test_shutdown_on_sigint_other_thread),
