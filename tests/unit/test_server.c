@@ -35,6 +35,8 @@ static long service_turns;
 static long timeouts_seen;
 static int handler_shutdown_rc;
 
+static void counting_service_actions(ss_server *srv);
+
 static void open_chans(void)
 {
     assert_int_equal(tu_chan_open(&events), 0);
@@ -228,6 +230,34 @@ static void test_shutdown_immediately(void **state)
             assert_int_equal(ss_server_fileno(srv), -1);
             tu_server_free(srv);
         }
+    }
+}
+
+/* ss_shutdown from another thread returns once the loop has stopped: no
+ * turn of the loop runs after it returned. */
+static void test_shutdown_waits_for_loop(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = tu_echo_handle};
+    ss_server *srv;
+    tu_serve *serve;
+    long at_return;
+
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        service_turns = 0;
+        ss_options_init(&opt);
+        opt.service_actions = counting_service_actions;
+        srv = tu_server_new(&opt, &h);
+        assert_non_null(srv);
+        serve = tu_serve_start(srv, 0.001);
+        assert_non_null(serve);
+        assert_true(tu_wait_counter(&service_turns, 3, TU_WAIT_MS) >= 3);
+        assert_int_equal(ss_shutdown(srv), 0);
+        at_return = __atomic_load_n(&service_turns, __ATOMIC_SEQ_CST);
+        assert_int_equal(tu_serve_wait(serve, TU_WAIT_MS), 0);
+        assert_int_equal(__atomic_load_n(&service_turns, __ATOMIC_SEQ_CST), at_return);
+        tu_server_free(srv);
     }
 }
 
@@ -1103,6 +1133,7 @@ int main(void)
         TU_TEST(test_dual_stack_stream),
         TU_TEST(test_dual_stack_datagram),
         TU_TEST(test_shutdown_immediately),
+        TU_TEST(test_shutdown_waits_for_loop),
         TU_TEST(test_shutdown_before_serve),
         TU_TEST(test_serve_again),
         TU_TEST(test_shutdown_in_sync_handler),
