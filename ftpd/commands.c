@@ -30,6 +30,7 @@
 #define F_PRE 0x01   /* allowed before login */
 #define F_ARG 0x02   /* needs an argument */
 #define F_WRITE 0x04 /* changes the file system */
+#define F_KEEPREST 0x08 /* a pending REST offset survives this command */
 
 typedef int (*cmd_fn)(session *s, const char *arg);
 
@@ -1055,18 +1056,18 @@ static const command command_table[] = {
     {"DELE", cmd_dele, F_ARG | F_WRITE, "DELE path"},
     {"RNFR", cmd_rnfr, F_ARG | F_WRITE, "RNFR path"},
     {"RNTO", cmd_rnto, F_ARG | F_WRITE, "RNTO path"},
-    {"TYPE", cmd_type, F_ARG, "TYPE A|I|L 8"},
-    {"MODE", cmd_mode, F_ARG, "MODE S"},
-    {"STRU", cmd_stru, F_ARG, "STRU F"},
-    {"PORT", cmd_port, F_ARG, "PORT h1,h2,h3,h4,p1,p2"},
-    {"PASV", cmd_pasv, 0, "PASV"},
-    {"EPRT", cmd_eprt, F_ARG, "EPRT |af|addr|port|"},
-    {"EPSV", cmd_epsv, 0, "EPSV [1|2|ALL]"},
+    {"TYPE", cmd_type, F_ARG | F_KEEPREST, "TYPE A|I|L 8"},
+    {"MODE", cmd_mode, F_ARG | F_KEEPREST, "MODE S"},
+    {"STRU", cmd_stru, F_ARG | F_KEEPREST, "STRU F"},
+    {"PORT", cmd_port, F_ARG | F_KEEPREST, "PORT h1,h2,h3,h4,p1,p2"},
+    {"PASV", cmd_pasv, F_KEEPREST, "PASV"},
+    {"EPRT", cmd_eprt, F_ARG | F_KEEPREST, "EPRT |af|addr|port|"},
+    {"EPSV", cmd_epsv, F_KEEPREST, "EPSV [1|2|ALL]"},
     {"RETR", cmd_retr, F_ARG, "RETR path"},
     {"STOR", cmd_stor, F_ARG | F_WRITE, "STOR path"},
     {"STOU", cmd_stou, F_WRITE, "STOU"},
     {"APPE", cmd_appe, F_ARG | F_WRITE, "APPE path"},
-    {"REST", cmd_rest, F_ARG, "REST offset"},
+    {"REST", cmd_rest, F_ARG | F_KEEPREST, "REST offset"},
     {"ABOR", cmd_abor, 0, "ABOR"},
     {"ALLO", cmd_allo, 0, "ALLO size"},
     {"LIST", cmd_list, 0, "LIST [-a] [path]"},
@@ -1151,6 +1152,7 @@ int commands_dispatch(session *s, const char *line)
     const char *arg = NULL;
     const command *c;
     bool was_rnfr = s->have_rnfr;
+    off_t was_rest = s->rest;
     int rc;
 
     if (split(line, verb, &arg) < 0)
@@ -1168,6 +1170,10 @@ int commands_dispatch(session *s, const char *line)
     /* RNTO must follow RNFR at once (RFC 959). */
     if (was_rnfr && c->fn != cmd_rnto && c->fn != cmd_rnfr)
         s->have_rnfr = false;
+    /* REST holds for the transfer command that follows it at once; PASV,
+     * PORT and TYPE may come between (clients send them in any order). */
+    if (was_rest != 0 && !(c->flags & F_KEEPREST))
+        s->rest = 0;
     return rc;
 }
 
