@@ -392,6 +392,12 @@ static int cmd_rein(session *s, const char *arg)
     return reply(s, 220, "Ready for new user.");
 }
 
+/* Clients announce their name (CLNT); nothing depends on it. */
+static int cmd_clnt(session *s, const char *arg)
+{
+    return reply(s, 200, "Noted.");
+}
+
 static int cmd_auth(session *s, const char *arg)
 {
     return reply(s, 502, "TLS is not supported.");
@@ -1043,6 +1049,7 @@ static const command command_table[] = {
     {"QUIT", cmd_quit, F_PRE, "QUIT"},
     {"REIN", cmd_rein, 0, "REIN"},
     {"AUTH", cmd_auth, F_PRE, "AUTH (not supported)"},
+    {"CLNT", cmd_clnt, F_PRE, "CLNT client-name"},
     {"CWD", cmd_cwd, F_ARG, "CWD path"},
     {"XCWD", cmd_cwd, F_ARG, "XCWD path"},
     {"CDUP", cmd_cdup, 0, "CDUP"},
