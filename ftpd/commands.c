@@ -1142,14 +1142,15 @@ static int cmd_help(session *s, const char *arg)
  * NULL). Returns -1 for an empty or over-long verb. */
 static int split(const char *line, char verb[FTPD_VERB_MAX + 1], const char **arg)
 {
-    size_t n = strcspn(line, " ");
+    /* RFC 959 separates with one space; some clients send a tab. */
+    size_t n = strcspn(line, " \t");
 
     if (n == 0 || n > FTPD_VERB_MAX)
         return -1;
     for (size_t i = 0; i < n; i++)
         verb[i] = (char)toupper((unsigned char)line[i]);
     verb[n] = '\0';
-    *arg = line[n] == ' ' ? line + n + 1 : NULL;
+    *arg = line[n] != '\0' ? line + n + 1 : NULL;
     return 0;
 }
 
