@@ -182,8 +182,13 @@ int xfer_cmd_epsv(session *s, const char *arg)
             s->epsv_all = true;
             return reply(s, 200, "EPSV ALL ok.");
         }
+        /* RFC 2428: a protocol number we do not serve gets 522, which
+         * names the ones we do; anything else is a syntax error. */
+        if (strspn(arg, "0123456789") != strlen(arg))
+            return reply(s, 501, "Syntax error in EPSV arguments.");
         if (strcmp(arg, "1") != 0 && strcmp(arg, "2") != 0)
-            return reply(s, 501, "Unknown network protocol.");
+            return reply(s, 522, "Network protocol not supported, use (%c).",
+                         control_is_ipv4(s) ? '1' : '2');
         if ((arg[0] == '1') != control_is_ipv4(s))
             return reply(s, 522, "Network protocol not supported, use (%c).",
                          control_is_ipv4(s) ? '1' : '2');
