@@ -124,9 +124,10 @@ int reply_line(session *s, const char *fmt, ...)
 
 /* ---- reading commands --------------------------------------------------- */
 
+/* A whole line is waiting, in our buffer or the library's. */
 bool session_input_pending(session *s)
 {
-    return ss_pending(s->req) > 0;
+    return memchr(s->in, '\n', s->in_len) != NULL || ss_pending(s->req) > 0;
 }
 
 /* Remove telnet commands in place; IAC IAC stands for a 0xff byte. */
@@ -153,13 +154,21 @@ static size_t strip_telnet(char *p, size_t n)
     return out;
 }
 
-static int wait_readable(session *s, int timeout_ms)
+static long ms_since(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static int wait_readable(session *s, long timeout_ms)
 {
     struct pollfd p[2];
     int n = 1;
-    struct timespec start, now;
+    struct timespec start;
 
-    if (session_input_pending(s))
+    if (ss_pending(s->req) > 0)
         return 1;
     p[0].fd = s->ctrl_fd;
     p[0].events = POLLIN;
@@ -171,12 +180,9 @@ static int wait_readable(session *s, int timeout_ms)
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        long left;
+        long left = timeout_ms - ms_since(&start);
         int r;
 
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-                             (now.tv_nsec - start.tv_nsec) / 1000000);
         if (left < 0)
             left = 0;
         r = poll(p, (nfds_t)n, (int)left);
@@ -194,52 +200,68 @@ static int wait_readable(session *s, int timeout_ms)
     }
 }
 
-int session_read_line(session *s, int timeout_ms)
+/* Move the first line of s->in (ending at nl) to s->line. */
+static int take_line(session *s, const char *nl)
 {
-    char *line = s->line;
-    const size_t size = sizeof(s->line) - 1; /* room for the NUL */
-    ssize_t n;
-    size_t len;
-    int w;
+    size_t used = (size_t)(nl - s->in) + 1;
+    size_t len = used;
+    bool discarded = s->dropped > 0;
 
-    w = wait_readable(s, timeout_ms);
-    if (w == 0)
-        return READ_TIMEOUT;
-    if (w == -3)
-        return READ_SHUTDOWN;
-    if (w < 0)
-        return READ_ERROR;
-    n = ss_readline(s->req, line, size);
-    if (n < 0)
-        return errno == ETIMEDOUT || errno == EAGAIN ? READ_TIMEOUT : READ_ERROR;
-    if (n == 0)
-        return READ_EOF;
-    len = (size_t)n;
-    if (line[len - 1] != '\n') {
-        size_t dropped = len;
-
-        if (len < size - 1)
-            return READ_EOF; /* the connection ended inside a line */
-        /* Discard the rest of the line, in bounded pieces. */
-        while (dropped < FTPD_DISCARD_MAX) {
-            n = ss_readline(s->req, line, size);
-            if (n <= 0)
-                return READ_ERROR;
-            dropped += (size_t)n;
-            if (line[n - 1] == '\n')
-                return READ_TOO_LONG;
-        }
-        return READ_ERROR;
-    }
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+    memcpy(s->line, s->in, len);
+    memmove(s->in, s->in + used, s->in_len - used);
+    s->in_len -= used;
+    s->dropped = 0;
+    if (discarded)
+        return READ_TOO_LONG; /* the tail of a line whose head was dropped */
+    while (len > 0 && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r'))
         len--;
-    len = strip_telnet(line, len);
-    line[len] = '\0';
+    len = strip_telnet(s->line, len);
+    s->line[len] = '\0';
     if (len > FTPD_LINE_MAX)
         return READ_TOO_LONG;
-    if (memchr(line, '\0', len) != NULL)
+    if (memchr(s->line, '\0', len) != NULL)
         return READ_NUL;
     return READ_LINE;
+}
+
+int session_read_line(session *s, int timeout_ms)
+{
+    struct timespec start;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    /* Bounded: each turn takes a line, consumes input, or waits for what
+     * is left of the timeout; an endless line ends at FTPD_DISCARD_MAX. */
+    for (;;) {
+        const char *nl = memchr(s->in, '\n', s->in_len);
+        long left;
+        ssize_t n;
+        int w;
+
+        if (nl != NULL)
+            return take_line(s, nl);
+        if (s->in_len == sizeof(s->in)) {
+            /* No end in sight: drop what we have, in bounded pieces. */
+            s->dropped += s->in_len;
+            s->in_len = 0;
+            if (s->dropped > FTPD_DISCARD_MAX)
+                return READ_ERROR;
+            continue;
+        }
+        left = timeout_ms - ms_since(&start);
+        w = wait_readable(s, left < 0 ? 0 : left);
+        if (w == 0)
+            return READ_TIMEOUT;
+        if (w == -3)
+            return READ_SHUTDOWN;
+        if (w < 0)
+            return READ_ERROR;
+        n = ss_read(s->req, s->in + s->in_len, sizeof(s->in) - s->in_len);
+        if (n < 0)
+            return errno == ETIMEDOUT || errno == EAGAIN ? READ_TIMEOUT : READ_ERROR;
+        if (n == 0)
+            return READ_EOF; /* also when the connection ended inside a line */
+        s->in_len += (size_t)n;
+    }
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -75,6 +75,9 @@ typedef struct session {
     /* command state */
     bool have_rnfr;
     char rnfr[VFS_PATH_MAX];
+    char in[FTPD_LINE_MAX + 4];    /* bytes read, not yet a whole line */
+    size_t in_len;
+    size_t dropped;                /* bytes of an over-long line discarded */
     char line[FTPD_LINE_MAX + 4];  /* the line last read */
     char cmd[FTPD_LINE_MAX + 4];   /* the command being served: a copy, so
                                       lines read mid-transfer leave it alone */
@@ -109,7 +112,10 @@ extern const ss_handler session_handler;
  * becomes readable when the server stops. */
 void session_global_init(const ftpd_config *cfg, int shutdown_fd);
 
-/* Wait up to timeout_ms for a command and read it into s->line. */
+/* Wait up to timeout_ms for a whole command line and read it into s->line.
+ * The wait covers the whole line, so a client that sends a line byte by
+ * byte cannot hold the session beyond the timeout; with 0 it only takes
+ * what has already arrived (READ_TIMEOUT when that is no whole line). */
 int session_read_line(session *s, int timeout_ms);
 
 /* True when a command line is already buffered (no need to poll). */
