@@ -784,6 +784,10 @@ run:
     job.path = norm;
     job.opening = opening;
     res = xfer_run(s, &job, &bytes, &err);
+    /* The file system refused the data (full, quota): an append gives back
+     * what it added, so the file is as it was before. */
+    if (res == XFER_FILE_FAILED && kind == STORE_APPE && exists && ftruncate(fd, st.st_size) < 0)
+        log_msg("%s: cannot undo the append to %s: %s", s->peer_str, norm, strerror(errno));
     if (close(fd) < 0 && res == XFER_DONE) {
         res = XFER_FILE_FAILED;
         err = errno;
@@ -795,8 +799,10 @@ run:
         }
         if (res != XFER_DONE)
             vfs_unlink(&s->fs, tmp);
-    } else if (res == XFER_NO_CONN && created) {
-        /* Nothing arrived: do not leave an empty file behind. */
+    } else if ((res == XFER_NO_CONN || res == XFER_FILE_FAILED) && created) {
+        /* Nothing arrived, or the file system refused the data: leave no
+         * empty or truncated file behind (a broken connection keeps the
+         * part that arrived, for REST + STOR or APPE to resume). */
         vfs_unlink(&s->fs, norm);
     }
     if (res != XFER_NO_CONN) {
