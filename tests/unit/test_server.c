@@ -36,6 +36,7 @@ static long timeouts_seen;
 static int handler_shutdown_rc;
 
 static void counting_service_actions(ss_server *srv);
+static void counting_timeout(ss_server *srv);
 
 static void open_chans(void)
 {
@@ -951,6 +952,65 @@ static void test_handle_request_one(void **state)
     }
 }
 
+/* serve_forever ignores opt.timeout: handle_timeout never runs there. */
+static void test_serve_forever_ignores_timeout(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = tu_echo_handle};
+    ss_server *srv;
+    tu_serve *serve;
+    char reply[64];
+
+    (void)state;
+    timeouts_seen = 0;
+    service_turns = 0;
+    ss_options_init(&opt);
+    opt.timeout = 0.001;
+    opt.handle_timeout = counting_timeout;
+    opt.service_actions = counting_service_actions;
+    srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    serve = tu_serve_start(srv, 0.005);
+    assert_non_null(serve);
+    assert_true(tu_wait_counter(&service_turns, 10, TU_WAIT_MS) >= 10);
+    assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
+    assert_int_equal(tu_serve_stop(serve), 0);
+    assert_int_equal(timeouts_seen, 0);
+    tu_server_free(srv);
+}
+
+static int client_str_handle(ss_request *req)
+{
+    const char *s = ss_request_client_str(req);
+
+    return ss_printf(req, "%s\n", s != NULL ? s : "(null)") > 0 ? SS_OK : SS_ERROR;
+}
+
+/* A Unix stream client is normally unbound: its address reads "unix:". */
+static void test_unix_stream_client_str(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = client_str_handle};
+    char path[TU_PATH_MAX + 8], reply[128];
+    ss_server *srv;
+    tu_serve *serve;
+    int fd;
+
+    (void)state;
+    tu_options(&opt, TU_UNIX_STREAM, SS_MODE_SYNC, path, sizeof(path));
+    srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    assert_true(tu_recv_line(fd, reply, sizeof(reply), TU_WAIT_MS) > 0);
+    assert_string_equal(reply, "unix:\n");
+    close(fd);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    tu_server_free(srv);
+}
+
 /* ---- service_actions ----------------------------------------------------- */
 
 static void counting_service_actions(ss_server *srv)
@@ -1161,6 +1221,8 @@ int main(void)
         TU_TEST(test_setup_fails_skips_finish),
         TU_TEST(test_handle_request_timeout),
         TU_TEST(test_handle_request_one),
+        TU_TEST(test_serve_forever_ignores_timeout),
+        TU_TEST(test_unix_stream_client_str),
         TU_TEST(test_service_actions_idle),
         TU_TEST(test_service_actions_per_request),
         TU_TEST(test_user_pointers),
