@@ -33,8 +33,8 @@
 
 /* Defaults of the configurable limits. */
 #define FTPD_DEFAULT_LISTEN "127.0.0.1:2121"
-#define FTPD_DEFAULT_MAX_CLIENTS 50
-#define FTPD_DEFAULT_MAX_PER_IP 10
+#define FTPD_DEFAULT_MAX_CLIENTS 200
+#define FTPD_DEFAULT_MAX_PER_IP 50
 #define FTPD_DEFAULT_IDLE_TIMEOUT 300
 #define FTPD_DEFAULT_DATA_TIMEOUT 60
 /* How long SIGTERM/SIGINT lets running transfers go on, seconds. */
