@@ -320,6 +320,8 @@ SS_API ssize_t ss_reply(ss_request *req, const void *buf, size_t n);
 /* ---- small helpers ----------------------------------------------------- */
 
 /* Parse an address string as ss_options.address does, into *addr.
+ * socktype is SOCK_STREAM or SOCK_DGRAM (the socket API's, not ss_socktype);
+ * it only guides name resolution.
  * Returns 0, or -1 with errno EINVAL (bad syntax) / ENOENT (unknown host) /
  * ENAMETOOLONG (Unix path too long). */
 SS_API int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr,

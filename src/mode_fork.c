@@ -31,6 +31,7 @@ typedef struct fork_state {
     pthread_mutex_t mu;
     child *kids;
     size_t n, cap;
+    size_t pending; /* forks under way: counted before the child can run */
 } fork_state;
 
 static fork_state *state(ss_server *srv)
@@ -108,7 +109,7 @@ static size_t nchildren(ss_server *srv)
 {
     fork_state *st = state(srv);
     pthread_mutex_lock(&st->mu);
-    size_t n = st->n;
+    size_t n = st->n + st->pending;
     pthread_mutex_unlock(&st->mu);
     return n;
 }
@@ -133,7 +134,7 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
         pfd[n].events = POLLIN;
         n++;
     }
-    bool have_pidfds = n == st->n;
+    bool have_pidfds = n == st->n && st->pending == 0;
     pthread_mutex_unlock(&st->mu);
     nfds_t npid = n;
     if (watch_stop) {
@@ -177,8 +178,16 @@ static int fork_process(ss_server *srv, ss_request *req)
         collect_children(srv, false);
     }
 
+    /* Count the child before it exists: once it runs, ss_server_active and
+     * ss_server_drain in other threads must see it. */
+    pthread_mutex_lock(&st->mu);
+    st->pending++;
+    pthread_mutex_unlock(&st->mu);
     pid_t pid = fork();
     if (pid < 0) {
+        pthread_mutex_lock(&st->mu);
+        st->pending--;
+        pthread_mutex_unlock(&st->mu);
         ss__handle_error(srv, req, errno);
         ss__shutdown_request(req);
         ss__request_reset(req);
@@ -200,6 +209,7 @@ static int fork_process(ss_server *srv, ss_request *req)
      * connection too. */
     int pidfd = open_pidfd(pid);
     pthread_mutex_lock(&st->mu);
+    st->pending--;
     st->kids[st->n].pid = pid;
     st->kids[st->n].pidfd = pidfd;
     st->n++;
