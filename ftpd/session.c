@@ -26,7 +26,8 @@
 #include "transfer.h"
 
 #define TELNET_IAC 255
-#define TELNET_WILL 251 /* WILL, WONT, DO, DONT (251-254) carry an option byte */
+#define TELNET_CMD_FIRST 240 /* SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB */
+#define TELNET_CMD_LAST 250
 
 static const ftpd_config *g_cfg;
 static int g_shutdown_fd = -1;
@@ -130,25 +131,29 @@ bool session_input_pending(session *s)
     return memchr(s->in, '\n', s->in_len) != NULL || ss_pending(s->req) > 0;
 }
 
-/* Remove telnet commands in place; IAC IAC stands for a 0xff byte. */
+/* Remove telnet commands in place; IAC IAC stands for a 0xff byte. Only
+ * the one-byte commands (IP, DM, ... that clients send around ABOR) are
+ * removed: FTP clients negotiate no options, so any other 0xff is a byte
+ * of a name that is not UTF-8 and stays, rather than eating what follows. */
 static size_t strip_telnet(char *p, size_t n)
 {
     size_t out = 0;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
+        unsigned char next = i + 1 < n ? (unsigned char)p[i + 1] : 0;
 
         if (c != TELNET_IAC) {
             p[out++] = p[i];
             continue;
         }
-        if (i + 1 < n && (unsigned char)p[i + 1] == TELNET_IAC) {
+        if (next == TELNET_IAC) {
             p[out++] = p[i];
             i++;
-        } else if (i + 1 < n && (unsigned char)p[i + 1] >= TELNET_WILL) {
-            i += 2;
-        } else {
+        } else if (next >= TELNET_CMD_FIRST && next <= TELNET_CMD_LAST) {
             i++;
+        } else {
+            p[out++] = p[i];
         }
     }
     return out;

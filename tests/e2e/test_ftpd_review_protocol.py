@@ -113,6 +113,23 @@ class ProtocolReviewTest(T.ServerTestCase):
         self.assertEqual(c.reply().code, 257)
         self.assertEqual(c.reply().code, 200)
 
+    def test_names_not_utf8_keep_their_bytes(self):
+        c = self.ctl()
+        for name in (b"bad\xff\xfeutf", b"l\xe9tin", b"x\xffy", b"end\xff"):
+            with self.subTest(name=name):
+                c.send(b"MKD " + name + b"\r\n")
+                r = c.reply()
+                self.assertEqual(r.code, 257, str(r))
+                self.assertTrue(os.path.isdir(os.path.join(self.root.encode(), name)))
+                c.send(b"RMD " + name + b"\r\n")
+                self.assertEqual(c.reply().code, 250)
+        # IAC IAC is one 0xff byte; IAC IP and IAC DM are removed.
+        c.send(b"MKD a\xff\xffb\r\n")
+        self.assertEqual(c.reply().code, 257)
+        self.assertTrue(os.path.isdir(os.path.join(self.root.encode(), b"a\xffb")))
+        c.send(b"\xff\xf4\xff\xf2NOOP\r\n")
+        self.assertEqual(c.reply().code, 200)
+
     def test_long_line_then_session_goes_on(self):
         c = self.ctl()
         c.sock.sendall(b"NOOP " + b"x" * (1 << 20) + b"\r\n")
