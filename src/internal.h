@@ -130,6 +130,9 @@ int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2);
 int ss__set_sock_timeout(int fd, double seconds);
 double ss__now(void);
 int ss__ms_until(double deadline);
+/* Wait on cv (mu held) until woken or the monotonic deadline (INFINITY: no
+ * limit) passes. Returns 0, or ETIMEDOUT once the deadline has passed. */
+int ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
 void ss__close(int fd);
 int ss__block_signals(sigset_t *old);
 

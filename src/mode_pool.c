@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -251,24 +250,10 @@ static int pool_drain(ss_server *srv, double timeout)
 
     pthread_mutex_lock(&st->mu);
     while (st->qcount > 0 || st->busy > 0) {
-        if (isinf(deadline)) {
-            pthread_cond_wait(&st->idle, &st->mu);
-            continue;
-        }
-        int ms = ss__ms_until(deadline);
-        if (ms == 0) {
+        if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
             rc = -1;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&st->idle, &st->mu, &ts);
     }
     pthread_mutex_unlock(&st->mu);
     if (rc < 0)

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -45,22 +44,14 @@ static int sync_drain(ss_server *srv, double timeout)
     pthread_mutex_lock(&srv->mu);
     bool inside = srv->running && pthread_equal(srv->loop_thread, pthread_self());
     while (!inside && srv->running && sync_active(srv) != 0) {
-        int ms = ss__ms_until(deadline);
-        if (ms == 0) {
+        if (ss__ms_until(deadline) == 0) {
             rc = -1;
             break;
         }
         /* The loop signals nothing per request (that would cost every
          * request a lock); look again every few milliseconds. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int step = ms < 0 || ms > 5 ? 5 : ms;
-        ts.tv_nsec += (long)step * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        double step = ss__now() + 0.005;
+        (void)ss__cond_wait_until(&srv->cv, &srv->mu, step < deadline ? step : deadline);
     }
     pthread_mutex_unlock(&srv->mu);
     if (rc < 0)

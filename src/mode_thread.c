@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -185,24 +184,10 @@ static int wait_idle(thread_state *st, double timeout)
 
     pthread_mutex_lock(&st->mu);
     while (st->running > 0) {
-        if (isinf(deadline)) {
-            pthread_cond_wait(&st->idle, &st->mu);
-            continue;
-        }
-        int ms = ss__ms_until(deadline);
-        if (ms == 0) {
+        if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
             rc = -1;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&st->idle, &st->mu, &ts);
     }
     pthread_mutex_unlock(&st->mu);
     if (rc < 0)

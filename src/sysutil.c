@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -135,6 +136,27 @@ int ss__ms_until(double deadline)
         return 2000000000;
     int whole = (int)ms;
     return (double)whole < ms ? whole + 1 : whole;
+}
+
+int ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline)
+{
+    if (isinf(deadline))
+        return pthread_cond_wait(cv, mu);
+    int ms = ss__ms_until(deadline);
+    if (ms == 0)
+        return ETIMEDOUT;
+    /* The condition variables use the default (realtime) clock: turn the
+     * monotonic deadline into a realtime one, afresh on every wait. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = pthread_cond_timedwait(cv, mu, &ts);
+    return rc == ETIMEDOUT && ss__ms_until(deadline) > 0 ? 0 : rc;
 }
 
 void ss__close(int fd)
