@@ -480,6 +480,39 @@ static int cmd_rnto(session *s, const char *arg)
     return reply(s, 250, "Rename successful.");
 }
 
+/* RFC 3659 4: in ASCII the size is that of the transfer, where every LF
+ * goes out as CRLF; the file is read to count them. Files over
+ * FTPD_ASCII_SIZE_MAX are not read (-1): a client asking for their size
+ * should not cost the server a read of gigabytes. */
+static off_t ascii_size(session *s, const char *arg, const struct stat *st)
+{
+    off_t size = st->st_size;
+    int fd;
+
+    if (st->st_size > FTPD_ASCII_SIZE_MAX)
+        return -1;
+    fd = vfs_open(&s->fs, arg, O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    /* Bounded by the file's size: each turn reads a block or ends. */
+    for (;;) {
+        ssize_t n = read(fd, s->buf, FTPD_XFER_BUF);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            size = -1;
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            size += s->buf[i] == '\n';
+    }
+    close(fd);
+    return size;
+}
+
 static int cmd_size(session *s, const char *arg)
 {
     struct stat st;
@@ -488,9 +521,13 @@ static int cmd_size(session *s, const char *arg)
         return reply_errno(s, errno);
     if (!S_ISREG(st.st_mode))
         return reply(s, 550, "Not a regular file.");
-    /* The size in ASCII mode would need a read of the whole file. */
-    if (s->type == 'A')
-        return reply(s, 550, "SIZE not allowed in ASCII mode; use TYPE I.");
+    if (s->type == 'A') {
+        off_t size = ascii_size(s, arg, &st);
+
+        if (size < 0)
+            return reply(s, 550, "SIZE not available in ASCII mode; use TYPE I.");
+        return reply(s, 213, "%lld", (long long)size);
+    }
     return reply(s, 213, "%lld", (long long)st.st_size);
 }
 

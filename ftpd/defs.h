@@ -27,6 +27,8 @@
 
 /* Transfer buffer (the ASCII conversion buffer is twice as large). */
 #define FTPD_XFER_BUF (128 * 1024)
+/* SIZE in TYPE A reads the file to count line ends; larger files get 550. */
+#define FTPD_ASCII_SIZE_MAX (64 * 1024 * 1024)
 /* A directory listing is built in memory before it is sent; beyond this
  * size the listing fails with 451 rather than exhausting memory. */
 #define FTPD_LISTING_MAX (64 * 1024 * 1024)

@@ -130,6 +130,13 @@ class ProtocolReviewTest(T.ServerTestCase):
         c.send(b"\xff\xf4\xff\xf2NOOP\r\n")
         self.assertEqual(c.reply().code, 200)
 
+    def test_size_in_ascii_mode(self):
+        # ftplib's size() sends SIZE in the default TYPE A.
+        f = self.ftp()
+        self.assertEqual(f.size("hello.txt"), 13)
+        f.voidcmd("TYPE I")
+        self.assertEqual(f.size("hello.txt"), 12)
+
     def test_long_line_then_session_goes_on(self):
         c = self.ctl()
         c.sock.sendall(b"NOOP " + b"x" * (1 << 20) + b"\r\n")
