@@ -135,14 +135,15 @@ static int mem_emit(void *ctx, const char *buf, size_t n)
 }
 
 /* Split "-la dir" into options and path, as clients send them for LIST and
- * NLST; "a" among the letters shows hidden names. Only words of letters
- * after a '-' count as options, so names such as "-" or "-1" stay paths. */
+ * NLST; "a" among the letters shows hidden names. Only words of letters and
+ * digits after a '-' count as options ("-1" as ls(1) knows it), so a name
+ * such as "-" stays a path; "./-1" names a file called "-1". */
 static const char *list_args(const char *arg, listing_opts *o)
 {
-    while (arg != NULL && arg[0] == '-' && isalpha((unsigned char)arg[1])) {
+    while (arg != NULL && arg[0] == '-' && isalnum((unsigned char)arg[1])) {
         const char *p = arg + 1;
 
-        while (isalpha((unsigned char)*p))
+        while (isalnum((unsigned char)*p))
             p++;
         if (*p != ' ' && *p != '\0')
             break;

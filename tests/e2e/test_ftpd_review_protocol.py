@@ -130,6 +130,18 @@ class ProtocolReviewTest(T.ServerTestCase):
         c.send(b"\xff\xf4\xff\xf2NOOP\r\n")
         self.assertEqual(c.reply().code, 200)
 
+    def test_list_option_words(self):
+        c = self.ctl()
+        for cmd, names in (("NLST -1", [b"dir", b"hello.txt"]), ("NLST -1 dir", []),
+                           ("LIST -1 -a dir", []), ("NLST -la", [b"dir", b"hello.txt"])):
+            with self.subTest(cmd=cmd):
+                get = c.data("PASV")
+                c.expect(cmd, 150, 125)
+                data = T.recv_all(get())
+                self.assertEqual(c.reply().code, 226)
+                if cmd.startswith("NLST"):
+                    self.assertTrue(set(names) <= set(data.split(b"\r\n")), data)
+
     def test_size_in_ascii_mode(self):
         # ftplib's size() sends SIZE in the default TYPE A.
         f = self.ftp()
