@@ -27,10 +27,15 @@
 #include "log.h"
 #include "transfer.h"
 
-#define F_PRE 0x01   /* allowed before login */
-#define F_ARG 0x02   /* needs an argument */
-#define F_WRITE 0x04 /* changes the file system */
+#define F_PRE 0x01      /* allowed before login */
+#define F_ARG 0x02      /* needs an argument */
+#define F_WRITE 0x04    /* changes the file system */
 #define F_KEEPREST 0x08 /* a pending REST offset survives this command */
+#define F_TRIM 0x10     /* the argument is no path: trailing blanks are dropped */
+
+/* Longest argument of an F_TRIM command that is trimmed (their arguments are
+ * short words; a longer one is passed on as it is and refused). */
+#define TRIM_ARG_MAX 256
 
 typedef int (*cmd_fn)(session *s, const char *arg);
 
@@ -1087,7 +1092,7 @@ static int cmd_help(session *s, const char *arg);
 /* ---- the table ------------------------------------------------------------ */
 
 static const command command_table[] = {
-    {"USER", cmd_user, F_PRE | F_ARG, "USER name"},
+    {"USER", cmd_user, F_PRE | F_ARG | F_TRIM, "USER name"},
     {"PASS", cmd_pass, F_PRE, "PASS password"},
     {"ACCT", cmd_acct, 0, "ACCT account"},
     {"QUIT", cmd_quit, F_PRE, "QUIT"},
@@ -1107,20 +1112,20 @@ static const command command_table[] = {
     {"DELE", cmd_dele, F_ARG | F_WRITE, "DELE path"},
     {"RNFR", cmd_rnfr, F_ARG | F_WRITE, "RNFR path"},
     {"RNTO", cmd_rnto, F_ARG | F_WRITE, "RNTO path"},
-    {"TYPE", cmd_type, F_ARG | F_KEEPREST, "TYPE A|I|L 8"},
-    {"MODE", cmd_mode, F_ARG | F_KEEPREST, "MODE S"},
-    {"STRU", cmd_stru, F_ARG | F_KEEPREST, "STRU F"},
-    {"PORT", cmd_port, F_ARG | F_KEEPREST, "PORT h1,h2,h3,h4,p1,p2"},
+    {"TYPE", cmd_type, F_ARG | F_KEEPREST | F_TRIM, "TYPE A|I|L 8"},
+    {"MODE", cmd_mode, F_ARG | F_KEEPREST | F_TRIM, "MODE S"},
+    {"STRU", cmd_stru, F_ARG | F_KEEPREST | F_TRIM, "STRU F"},
+    {"PORT", cmd_port, F_ARG | F_KEEPREST | F_TRIM, "PORT h1,h2,h3,h4,p1,p2"},
     {"PASV", cmd_pasv, F_KEEPREST, "PASV"},
-    {"EPRT", cmd_eprt, F_ARG | F_KEEPREST, "EPRT |af|addr|port|"},
-    {"EPSV", cmd_epsv, F_KEEPREST, "EPSV [1|2|ALL]"},
+    {"EPRT", cmd_eprt, F_ARG | F_KEEPREST | F_TRIM, "EPRT |af|addr|port|"},
+    {"EPSV", cmd_epsv, F_KEEPREST | F_TRIM, "EPSV [1|2|ALL]"},
     {"RETR", cmd_retr, F_ARG, "RETR path"},
     {"STOR", cmd_stor, F_ARG | F_WRITE, "STOR path"},
     {"STOU", cmd_stou, F_WRITE, "STOU"},
     {"APPE", cmd_appe, F_ARG | F_WRITE, "APPE path"},
-    {"REST", cmd_rest, F_ARG | F_KEEPREST, "REST offset"},
+    {"REST", cmd_rest, F_ARG | F_KEEPREST | F_TRIM, "REST offset"},
     {"ABOR", cmd_abor, 0, "ABOR"},
-    {"ALLO", cmd_allo, 0, "ALLO size"},
+    {"ALLO", cmd_allo, F_TRIM, "ALLO size"},
     {"LIST", cmd_list, 0, "LIST [-a] [path]"},
     {"NLST", cmd_nlst, 0, "NLST [-a] [path]"},
     {"MLSD", cmd_mlsd, 0, "MLSD [path]"},
@@ -1131,10 +1136,10 @@ static const command command_table[] = {
     {"SITE", cmd_site, F_ARG, "SITE CHMOD mode path | SITE HELP"},
     {"SYST", cmd_syst, F_PRE, "SYST"},
     {"STAT", cmd_stat, 0, "STAT [path]"},
-    {"HELP", cmd_help, F_PRE, "HELP [command]"},
+    {"HELP", cmd_help, F_PRE | F_TRIM, "HELP [command]"},
     {"NOOP", cmd_noop, F_PRE, "NOOP"},
     {"FEAT", cmd_feat, F_PRE, "FEAT"},
-    {"OPTS", cmd_opts, F_PRE | F_ARG, "OPTS UTF8 ON | OPTS HASH [algorithm] | OPTS MLST"},
+    {"OPTS", cmd_opts, F_PRE | F_ARG | F_TRIM, "OPTS UTF8 ON | OPTS HASH [algorithm] | OPTS MLST"},
 };
 #define COMMAND_COUNT (sizeof(command_table) / sizeof(command_table[0]))
 
@@ -1205,6 +1210,7 @@ int commands_dispatch(session *s, const char *line)
     const command *c;
     bool was_rnfr = s->have_rnfr;
     off_t was_rest = s->rest;
+    char trimmed[TRIM_ARG_MAX];
     int rc;
 
     if (split(line, verb, &arg) < 0)
@@ -1214,6 +1220,17 @@ int commands_dispatch(session *s, const char *line)
         return reply(s, 500, "Unknown command.");
     if (!(c->flags & F_PRE) && !s->logged_in)
         return reply(s, 530, "Please login with USER and PASS.");
+    if ((c->flags & F_TRIM) && arg != NULL) {
+        size_t n = strlen(arg);
+
+        while (n > 0 && (arg[n - 1] == ' ' || arg[n - 1] == '\t'))
+            n--;
+        if (n < sizeof(trimmed)) {
+            memcpy(trimmed, arg, n);
+            trimmed[n] = '\0';
+            arg = trimmed;
+        }
+    }
     if ((c->flags & F_ARG) && (arg == NULL || *arg == '\0'))
         return reply(s, 501, "%s needs an argument.", c->name);
     if ((c->flags & F_WRITE) && !s->can_write)

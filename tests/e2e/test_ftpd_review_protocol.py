@@ -66,6 +66,17 @@ class ProtocolReviewTest(T.ServerTestCase):
         self.assertEqual(c.cmd("PWD").lines[0], '257 "/dir" is the current directory.')
         self.assertEqual(c.cmd("type\ti").code, 200)
 
+    def test_trailing_blanks_after_words(self):
+        c = self.ctl(login=False)
+        self.assertEqual(c.cmd("USER %s  " % self.user).code, 331)
+        self.assertEqual(c.cmd("PASS " + self.password).code, 230)
+        for cmd, code in (("TYPE I  ", 200), ("MODE S ", 200), ("STRU F\t", 200),
+                          ("OPTS UTF8 ON ", 200), ("REST 0 ", 350), ("EPSV 1 ", 229),
+                          ("HELP cwd ", 214), ("ALLO 10 ", 202), ("NOOP  ", 200)):
+            with self.subTest(cmd=cmd):
+                self.assertEqual(c.cmd(cmd).code, code)
+        c.expect("ABOR", 225, 226)
+
     def test_clnt(self):
         c = self.ctl(login=False)
         self.assertIn(c.cmd("CLNT FileZilla 3").code, (200, 202, 502))
