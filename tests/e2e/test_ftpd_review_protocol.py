@@ -77,6 +77,16 @@ class ProtocolReviewTest(T.ServerTestCase):
                 self.assertEqual(c.cmd(cmd).code, code)
         c.expect("ABOR", 225, 226)
 
+    def test_rein_and_abor_before_login(self):
+        # RFC 959 5.4 lists no 530 for REIN and ABOR.
+        c = self.ctl(login=False)
+        self.assertEqual(c.cmd("ABOR").code, 225)
+        self.assertEqual(c.cmd("USER " + self.user).code, 331)
+        self.assertEqual(c.cmd("REIN").code, 220)
+        self.assertEqual(c.cmd("PASS " + self.password).code, 503)
+        c.login(self.user, self.password)
+        self.assertEqual(c.cmd("PWD").code, 257)
+
     def test_clnt(self):
         c = self.ctl(login=False)
         self.assertIn(c.cmd("CLNT FileZilla 3").code, (200, 202, 502))
