@@ -468,6 +468,8 @@ static int cmd_rnfr(session *s, const char *arg)
 {
     struct stat st;
 
+    /* A failed RNFR leaves nothing for RNTO, even after an earlier one. */
+    s->have_rnfr = false;
     if (vfs_normalize(&s->fs, arg, s->rnfr, sizeof(s->rnfr)) < 0 ||
         vfs_lstat(&s->fs, arg, &st) < 0)
         return reply_errno(s, errno);

@@ -87,6 +87,20 @@ class ProtocolReviewTest(T.ServerTestCase):
         c.login(self.user, self.password)
         self.assertEqual(c.cmd("PWD").code, 257)
 
+    def test_failed_rnfr_cancels_earlier_one(self):
+        c = self.ctl()
+        T.write(self.path("ren.txt"), b"r")
+        c.expect("RNFR ren.txt", 350)
+        c.expect("RNFR missing.txt", 550)
+        self.assertEqual(c.cmd("RNTO other.txt").code, 503)
+        c.expect("RNFR ren.txt", 350)
+        c.expect("NOOP", 200)
+        self.assertEqual(c.cmd("RNTO other.txt").code, 503)
+        self.assertTrue(os.path.exists(self.path("ren.txt")))
+        c.expect("RNFR ren.txt", 350)
+        c.expect("RNTO renamed.txt", 250)
+        self.assertEqual(T.read(self.path("renamed.txt")), b"r")
+
     def test_clnt(self):
         c = self.ctl(login=False)
         self.assertIn(c.cmd("CLNT FileZilla 3").code, (200, 202, 502))
