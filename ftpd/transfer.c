@@ -375,6 +375,41 @@ int xfer_cmd_eprt(session *s, const char *arg)
 
 /* ---- opening the data connection --------------------------------------- */
 
+/* Wait until fd shows events, within what is left of timeout_ms since
+ * start. The control connection is watched for a hang-up only (POLLRDHUP
+ * does not fire for a command waiting to be read): a client that leaves
+ * ends the wait at once instead of holding its session until the data
+ * timeout. Returns 0 when ready, -1 with errno (ETIMEDOUT; ECONNRESET with
+ * s->quit set when the control connection is gone). */
+static int wait_data(session *s, int fd, short events, int timeout_ms,
+                     const struct timespec *start)
+{
+    /* Bounded by the timeout: each turn waits for what is left of it. */
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = events},
+                              {.fd = s->ctrl_fd, .events = POLLRDHUP}};
+        long left = timeout_ms - elapsed_ms(start);
+        int r;
+
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        r = poll(p, 2, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            s->quit = true;
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (p[0].revents != 0)
+            return 0;
+    }
+}
+
 static int open_passive(session *s, int timeout_ms)
 {
     struct timespec start;
@@ -383,24 +418,11 @@ static int open_passive(session *s, int timeout_ms)
     clock_gettime(CLOCK_MONOTONIC, &start);
     /* Bounded by the data timeout: each turn waits for what is left of it. */
     for (;;) {
-        struct pollfd p = {.fd = s->pasv_fd, .events = POLLIN};
         struct sockaddr_storage from;
         socklen_t flen = sizeof(from);
-        long left = timeout_ms - elapsed_ms(&start);
-        int r;
 
-        if (left <= 0) {
-            errno = ETIMEDOUT;
+        if (wait_data(s, s->pasv_fd, POLLIN, timeout_ms, &start) < 0)
             return -1;
-        }
-        r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = ETIMEDOUT;
-            return -1;
-        }
         fd = accept4(s->pasv_fd, (struct sockaddr *)&from, &flen, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
@@ -422,8 +444,7 @@ static int open_passive(session *s, int timeout_ms)
 static int open_active(session *s, int timeout_ms)
 {
     struct sockaddr_storage src = s->local;
-    struct pollfd p;
-    int fd, err = 0, r;
+    int fd, err = 0;
     socklen_t elen = sizeof(err);
     struct timespec start;
 
@@ -442,25 +463,8 @@ static int open_active(session *s, int timeout_ms)
     if (errno != EINPROGRESS)
         goto fail;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        long left = timeout_ms - elapsed_ms(&start);
-
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            goto fail;
-        }
-        p.fd = fd;
-        p.events = POLLOUT;
-        r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = ETIMEDOUT;
-            goto fail;
-        }
-        break;
-    }
+    if (wait_data(s, fd, POLLOUT, timeout_ms, &start) < 0)
+        goto fail;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
         goto fail;
     if (err != 0) {

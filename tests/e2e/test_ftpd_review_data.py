@@ -199,5 +199,33 @@ class DataConnectionTest(T.ServerTestCase):
             self.assertEqual(c.cmd("NOOP").code, 200)
 
 
+class SlowDataTimeoutTest(T.ServerTestCase):
+    server_args = ("--data-timeout", "30")
+
+    @classmethod
+    def make_tree(cls, root):
+        T.write(os.path.join(root, "hello.txt"), b"hello world\n")
+
+    def baseline(self):
+        return DataConnectionTest.baseline(self)
+
+    def test_control_closed_while_waiting_for_data(self):
+        # The server waits up to the data timeout for the data connection;
+        # a client that leaves meanwhile ends the wait at once.
+        pid, base = self.baseline()
+        for i in range(20):
+            c = T.Ctl(self.server)
+            c.login(self.user, self.password)
+            if i % 2:
+                c.expect("PASV", 227)
+            else:
+                ls = c.listen_port()
+                ls.close()  # nobody accepts: the connect fails or waits
+            c.send("RETR hello.txt")
+            c.close()
+        self.assertLessEqual(wait_fds(pid, base, T.timeout(3)), base)
+        self.assert_alive()
+
+
 if __name__ == "__main__":
     T.main()
