@@ -4,4 +4,5 @@ set -eu
 BUILD=${BUILD:-build}
 SOCKSERV_BIN=$(cd "$BUILD/bin" && pwd)
 export SOCKSERV_BIN
+python3 "$(dirname "$0")/ftpd_bench.py"
 exec python3 "$(dirname "$0")/run.py"
