@@ -375,16 +375,42 @@ int xfer_cmd_eprt(session *s, const char *arg)
 
 /* ---- opening the data connection --------------------------------------- */
 
+/* A command line that arrives while a data connection is awaited: ABOR
+ * cancels the wait, NOOP and STAT are answered, anything else waits for the
+ * transfer's final reply. Returns 0, or -1 with errno ECANCELED (ABOR) or
+ * ECONNRESET (the control connection is gone; s->quit is set). */
+static int ctrl_while_waiting(session *s)
+{
+    int r = session_read_line(s, 0);
+
+    if (r == READ_LINE) {
+        if (commands_during_transfer(s, s->line) == XCMD_ABORT) {
+            errno = ECANCELED;
+            return -1;
+        }
+    } else if (r == READ_TOO_LONG) {
+        reply(s, 500, "Line too long.");
+    } else if (r == READ_NUL) {
+        reply(s, 501, "NUL byte in command.");
+    } else if (r == READ_EOF || r == READ_ERROR) {
+        s->quit = true;
+        errno = ECONNRESET;
+        return -1;
+    }
+    return 0;
+}
+
 /* Wait until fd shows events, within what is left of timeout_ms since
- * start. The control connection is watched for a hang-up only (POLLRDHUP
- * does not fire for a command waiting to be read): a client that leaves
- * ends the wait at once instead of holding its session until the data
- * timeout. Returns 0 when ready, -1 with errno (ETIMEDOUT; ECONNRESET with
- * s->quit set when the control connection is gone). */
+ * start, serving the control connection meanwhile: ABOR ends the wait, and
+ * a client that leaves ends it at once instead of holding its session until
+ * the data timeout. Once a command is kept for later, only a hang-up
+ * (POLLRDHUP) is watched. Returns 0 when ready, -1 with errno (ETIMEDOUT,
+ * or as ctrl_while_waiting). */
 static int wait_data(session *s, int fd, short events, int timeout_ms,
                      const struct timespec *start)
 {
-    /* Bounded by the timeout: each turn waits for what is left of it. */
+    /* Bounded by the timeout: each turn serves a line or waits for what is
+     * left of it. */
     for (;;) {
         struct pollfd p[2] = {{.fd = fd, .events = events},
                               {.fd = s->ctrl_fd, .events = POLLRDHUP}};
@@ -395,12 +421,22 @@ static int wait_data(session *s, int fd, short events, int timeout_ms,
             errno = ETIMEDOUT;
             return -1;
         }
+        if (!s->have_pending && session_input_pending(s)) {
+            if (ctrl_while_waiting(s) < 0)
+                return -1;
+            continue;
+        }
+        if (!s->have_pending)
+            p[1].events |= POLLIN;
         r = poll(p, 2, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             return -1;
-        if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+        if (p[1].revents & POLLIN) {
+            if (ctrl_while_waiting(s) < 0)
+                return -1;
+        } else if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
             s->quit = true;
             errno = ECONNRESET;
             return -1;
@@ -777,6 +813,11 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
     *err = 0;
     memset(&ls, 0, sizeof(ls));
     ls.s = s;
+    /* STAT may ask while the data connection is awaited. */
+    s->xfer.direction = job->direction;
+    snprintf(s->xfer.path, sizeof(s->xfer.path), "%s", job->path != NULL ? job->path : "");
+    s->xfer.done = 0;
+    s->xfer.total = job->total;
     if (s->dmode == DATA_PASV)
         ls.data_fd = open_passive(s, timeout_ms);
     else if (s->dmode == DATA_PORT)
@@ -788,7 +829,12 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
         bool was_prepared = s->dmode != DATA_NONE;
 
         xfer_forget(s);
-        if (was_prepared) {
+        if (e == ECANCELED) {
+            /* ABOR before the data connection: the command ends as a
+             * transfer aborted by ABOR does. */
+            if (reply(s, 426, "Transfer aborted before the data connection.") == 0)
+                reply(s, 226, "ABOR successful.");
+        } else if (was_prepared) {
             log_msg("%s: data connection failed: %s", s->peer_str, strerror(e));
             reply(s, 425, "Cannot open data connection.");
         } else {
@@ -803,10 +849,8 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
         return XFER_CTRL_LOST;
     }
     s->xfer.active = true;
-    s->xfer.direction = job->direction;
-    snprintf(s->xfer.path, sizeof(s->xfer.path), "%s", job->path != NULL ? job->path : "");
-    s->xfer.done = 0;
-    s->xfer.total = job->total;
+    /* A command kept while the connection was awaited keeps its place. */
+    ls.ctrl_blocked = s->have_pending;
     ls.draining = s->shutdown_seen;
     clock_gettime(CLOCK_MONOTONIC, &ls.last_progress);
     ls.drain_start = ls.last_progress;

@@ -209,6 +209,38 @@ class SlowDataTimeoutTest(T.ServerTestCase):
     def baseline(self):
         return DataConnectionTest.baseline(self)
 
+    def test_abor_before_data_connection(self):
+        c = self.ctl()
+        for setup in ("PASV", "EPSV"):
+            with self.subTest(setup=setup):
+                c.expect(setup, 227, 229)
+                c.send("RETR hello.txt")
+                c.send("ABOR")
+                start = time.monotonic()
+                self.assertEqual(c.reply().code, 426)
+                self.assertEqual(c.reply().code, 226)
+                self.assertLess(time.monotonic() - start, T.timeout(5))
+                self.assertEqual(c.cmd("NOOP").code, 200)
+                self.assertEqual(c.pending(0.2), b"")
+
+    def test_commands_while_waiting_for_data(self):
+        c = self.ctl()
+        r = c.expect("PASV", 227)
+        n = [int(x) for x in re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)",
+                                       r.lines[0]).groups()]
+        c.send("RETR hello.txt")
+        self.assertEqual(c.cmd("NOOP").code, 200)
+        r = c.cmd("STAT")
+        self.assertEqual(r.code, 213, str(r))
+        self.assertIn("hello.txt", r.lines[0])
+        c.send("PWD")  # kept until the transfer's final reply
+        d = socket.create_connection(("127.0.0.1", n[4] * 256 + n[5]), timeout=T.timeout(10))
+        self.assertEqual(c.reply().code, 150)
+        self.assertEqual(T.recv_all(d), b"hello world\r\n")
+        self.assertEqual(c.reply().code, 226)
+        self.assertEqual(c.reply().code, 257)
+        self.assertEqual(c.cmd("NOOP").code, 200)
+
     def test_control_closed_while_waiting_for_data(self):
         # The server waits up to the data timeout for the data connection;
         # a client that leaves meanwhile ends the wait at once.
