@@ -50,6 +50,11 @@ class DefaultLimitsTest(T.ServerTestCase):
         self.assertEqual(len(results), 20)
         self.assertTrue(all(r == self.data for r in results))
 
+
+class DefaultLimitsFloodTest(T.ServerTestCase):
+    # A server of its own: the sessions of other tests never share its count.
+    limit_args = ()
+
     def test_idle_flood_from_one_address(self):
         socks = []
         try:
