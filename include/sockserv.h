@@ -97,12 +97,17 @@ typedef struct ss_handler {
  */
 typedef struct ss_options {
     /* "127.0.0.1:8003", "[::1]:0", "[::]:21" (dual-stack), "localhost:80",
-     * "unix:/path/to/sock", "unix:@abstract". Port 0 binds an ephemeral port;
+     * "unix:/path/to/sock", "unix:@abstract", ":8003" or "*:8003" (every
+     * IPv4 address, Python's ""), "[fe80::1%eth0]:80". Port 0 binds an
+     * ephemeral port;
      * ss_server_address() reads back the bound address. Default
      * "127.0.0.1:0". */
     const char *address;
     ss_socktype type;           /* default SS_STREAM */
-    ss_mode mode;               /* default SS_MODE_SYNC */
+    ss_mode mode;               /* default SS_MODE_SYNC. Forking: the child
+                                   ends with _exit(), so flush your own stdio
+                                   buffers in the handler; it dies of the
+                                   signals given to ss_shutdown_on_signal. */
 
     int request_queue_size;     /* listen() backlog; default SOMAXCONN, as
                                    Python 3.15 (gh-80184): Python's older 5
@@ -110,8 +115,9 @@ typedef struct ss_options {
     bool allow_reuse_address;   /* SO_REUSEADDR; default false */
     bool allow_reuse_port;      /* SO_REUSEPORT; default false */
     double timeout;             /* ss_handle_request() wait, seconds; < 0
-                                   means none (Python's None); default -1.
-                                   ss_serve_forever ignores it. */
+                                   means none (Python's None); default -1,
+                                   in every mode (Python's ForkingMixIn
+                                   sets 300). ss_serve_forever ignores it. */
     size_t max_packet_size;     /* datagram receive size; default 8192.
                                    Longer datagrams are truncated, as in
                                    Python; ss_request_truncated() tells. */
@@ -157,6 +163,12 @@ typedef struct ss_options {
     /* pool + SS_POOL_REJECT: called in the serving thread for each request
      * dropped because the queue is full, before it is closed. */
     void (*reject)(ss_request *req);
+    /* Called after the socket is made and the options above are applied,
+     * before bind(): set further socket options here (SO_RCVBUF, IPV6_V6ONLY
+     * for an IPv6-only "[::]", IP_FREEBIND, ...). Non-zero fails
+     * ss_server_new with the errno it set. (Python: overriding
+     * server_bind.) */
+    int (*prepare_socket)(ss_server *srv, int fd);
 
     void *user;                 /* yours; ss_server_user() returns it */
 } ss_options;
@@ -217,8 +229,12 @@ SS_API unsigned ss_server_active(ss_server *srv);
  * if already done. Idempotent. Must not run while ss_serve_forever runs. */
 SS_API void ss_server_close(ss_server *srv);
 
-/* ss_server_close() if needed, then wait for any daemon threads still using
- * the server, and free it. NULL is allowed. */
+/* ss_server_close() if needed, then wait for any requests still using the
+ * server (daemon threads; pool work close did not wait for), and free it.
+ * Their connections' input is shut down first, so a handler waiting on an
+ * idle client sees the end of input instead of holding up the free; output
+ * still works. If this server was the target of ss_shutdown_on_signal, the
+ * signals get their previous actions back. NULL is allowed. */
 SS_API void ss_server_free(ss_server *srv);
 
 /* The listening (stream) or receiving (datagram) socket, -1 after close. */
@@ -280,7 +296,10 @@ SS_API int ss_request_set_timeout(ss_request *req, double seconds);
 /* Read one line: bytes up to and including '\n', at most size - 1 of them,
  * then a NUL. Returns the byte count (0 at end of input); a line longer than
  * size - 1 is returned in pieces (the piece has no '\n' at its end), as
- * Python's readline(limit). -1 on error. */
+ * Python's readline(limit). -1 on error (EINVAL when size < 2). When a
+ * signal arrives after a stop was requested (ss_shutdown_on_signal and
+ * Ctrl-C), a blocked read or write fails with EINTR so the handler can end;
+ * otherwise interrupted calls are retried. */
 SS_API ssize_t ss_readline(ss_request *req, char *buf, size_t size);
 
 /* Read up to n bytes: buffered bytes first, otherwise one receive. Returns
@@ -312,7 +331,8 @@ SS_API ssize_t ss_vprintf(ss_request *req, const char *fmt, va_list ap) SS_PRINT
  * far (which then counts as replied). Returns 0 or -1. */
 SS_API int ss_flush(ss_request *req);
 
-/* Datagram: send buf to the client as one datagram now (through the server
+/* Datagram: send buf to the client as one datagram now (at most 65507
+ * bytes over IPv4, 65527 over IPv6, max(max_packet_size, 65507) for Unix) (through the server
  * socket); the buffered reply is then not sent at finish. Stream: same as
  * ss_write. Returns n or -1. */
 SS_API ssize_t ss_reply(ss_request *req, const void *buf, size_t n);

@@ -110,14 +110,13 @@ int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *add
         memcpy(host, str + 1, (size_t)(end - str - 1));
         host[end - str - 1] = '\0';
         port = end + 2;
-        struct in6_addr tmp;
-        if (inet_pton(AF_INET6, host, &tmp) != 1) {
-            errno = EINVAL;
+        if (strchr(host, ':') == NULL) {
+            errno = EINVAL; /* brackets hold an IPv6 address, nothing else */
             return -1;
         }
     } else {
         const char *colon = strrchr(str, ':');
-        if (colon == NULL || colon == str || memchr(str, ':', (size_t)(colon - str)) != NULL ||
+        if (colon == NULL || memchr(str, ':', (size_t)(colon - str)) != NULL ||
             (size_t)(colon - str) >= sizeof host) {
             errno = EINVAL; /* no port, no host, or an IPv6 address without [] */
             return -1;
@@ -126,12 +125,20 @@ int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *add
         host[colon - str] = '\0';
         port = colon + 1;
     }
-    if (host[0] == '\0' || parse_port(port, &nport) < 0) {
+    if (parse_port(port, &nport) < 0) {
         errno = EINVAL;
         return -1;
     }
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        /* Python's "" : every IPv4 address. "[::]" is every address. */
+        memcpy(host, "0.0.0.0", sizeof "0.0.0.0");
+    }
     if (resolve_host(host, socktype, addr, len) < 0)
         return -1;
+    if (str[0] == '[' && addr->ss_family != AF_INET6) {
+        errno = EINVAL;
+        return -1;
+    }
     if (addr->ss_family == AF_INET)
         ((struct sockaddr_in *)addr)->sin_port = nport;
     else if (addr->ss_family == AF_INET6)

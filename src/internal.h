@@ -18,7 +18,8 @@
 /* Limits, in one place. */
 #define SS__ADDRSTRLEN 120          /* "unix:" + 107-byte path, or "[v6]:port" */
 #define SS__RBUF_SIZE 8192          /* stream read buffer per request */
-#define SS__DGRAM_REPLY_MAX 65507   /* largest UDP payload */
+#define SS__DGRAM_REPLY_MAX 65507   /* largest UDP payload over IPv4 */
+#define SS__DGRAM_REPLY_MAX6 65527  /* ... over IPv6 */
 #define SS__DEFAULT_STACK (512u * 1024u)
 #define SS__BACKOFF_MIN_MS 10       /* accept() out of descriptors: first pause */
 #define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
@@ -31,6 +32,8 @@ struct ss_request {
     bool eof;
     bool replied;           /* datagram: a reply went out already */
     bool rejected;          /* pool: taken only to be dropped */
+    bool running;           /* pool: a worker runs it (under the pool lock) */
+    ss_request *prev, *next; /* threading: the list of running requests */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     void *user;
@@ -84,6 +87,7 @@ struct ss_server {
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
     int family;
     int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
+    size_t dgram_reply_max;     /* largest datagram reply for the family */
     int wakefd;                 /* eventfd: readable = stop requested */
     struct sockaddr_storage bound;
     socklen_t boundlen;
@@ -96,13 +100,14 @@ struct ss_server {
     pthread_cond_t cv;
     bool running;               /* a serve loop is running */
     pthread_t loop_thread;
-    pid_t owner_pid;            /* the process that created the server */
+    bool in_request_child;      /* this copy runs in a forked request child */
     bool closed;
 
     ss_request *sync_req;       /* reused request object (sync, forking) */
     unsigned backoff_ms;        /* > 0: accept() is paused after EMFILE */
     bool backoff_reported;
     atomic_uint sync_active;
+    atomic_bool aborting;       /* free is cutting connections: no reports */
 };
 
 /* request.c */
@@ -113,6 +118,7 @@ int ss__finish_request(ss_request *req);
 void ss__shutdown_request(ss_request *req);
 void ss__close_request(ss_request *req);
 void ss__handle_error(ss_server *srv, ss_request *req, int err);
+void ss__abort_request(ss_request *req);
 
 /* transport.c: get_request for streams (accept4) and datagrams (recvfrom).
  * Returns 1 with *req filled, 0 when nothing is waiting, -1 on an error the
@@ -124,8 +130,10 @@ int ss__open_server_socket(ss_server *srv);
 void ss__close_server_socket(ss_server *srv);
 
 /* sysutil.c: system calls wrapped once. */
-ssize_t ss__send_all(int fd, const void *buf, size_t n);
-ssize_t ss__recv(int fd, void *buf, size_t n);
+/* srv may be NULL; when given, a signal that arrives after a stop was
+ * requested ends the call with EINTR instead of a retry. */
+ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n);
+ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n);
 int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2);
 int ss__set_sock_timeout(int fd, double seconds);
 double ss__now(void);
@@ -143,6 +151,10 @@ int ss__dgram_finish_reply(ss_request *req);
 
 /* server.c */
 bool ss__stop_requested(ss_server *srv);
+void ss__reset_stop_signals(void);
+/* The server whose request the calling thread runs (threading and pool
+ * workers), so that drain from inside a handler does not wait for itself. */
+extern _Thread_local ss_server *ss__current_server;
 void ss__wake_loop(ss_server *srv);
 
 #endif

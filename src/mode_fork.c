@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -119,12 +120,18 @@ static size_t nchildren(ss_server *srv)
 static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
 {
     fork_state *st = state(srv);
-    struct pollfd pfd[st->cap + 1];
     nfds_t n = 0;
 
     /* The pidfds are duplicated so that a reap in another thread, which
      * closes the originals, cannot pull them from under the poll. */
     pthread_mutex_lock(&st->mu);
+    struct pollfd *pfd = calloc(st->n + 1, sizeof *pfd);
+    if (pfd == NULL) {
+        pthread_mutex_unlock(&st->mu);
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL); /* no memory: look again shortly */
+        return;
+    }
     for (size_t i = 0; i < st->n; i++) {
         if (st->kids[i].pidfd < 0)
             continue;
@@ -149,6 +156,7 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
     for (nfds_t i = 0; i < npid; i++)
         ss__close(pfd[i].fd);
+    free(pfd);
 }
 
 static ss_request *fork_acquire(ss_server *srv)
@@ -197,6 +205,8 @@ static int fork_process(ss_server *srv, ss_request *req)
         /* The child serves this one request and exits without returning
          * into the loop, without atexit handlers or stdio flushes of the
          * parent's (hence _exit). */
+        srv->in_request_child = true;
+        ss__reset_stop_signals();
         if (srv->socktype == SOCK_STREAM) {
             ss__close(srv->fd); /* the child accepts nothing */
             srv->fd = -1;

@@ -57,6 +57,7 @@ static void *worker(void *p)
     ss_server *srv = p;
     pool_state *st = state(srv);
 
+    ss__current_server = srv;
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (st->qcount == 0 && !st->stopping)
@@ -67,9 +68,13 @@ static void *worker(void *p)
         st->qhead = (st->qhead + 1) % st->qcap;
         st->qcount--;
         st->busy++;
+        req->running = true;
         pthread_mutex_unlock(&st->mu);
 
         (void)ss__finish_request(req); /* SS_ABORT ends only this request */
+        pthread_mutex_lock(&st->mu);
+        req->running = false; /* before its descriptor closes: see abort */
+        pthread_mutex_unlock(&st->mu);
         ss__shutdown_request(req);
         ss__request_reset(req);
 
@@ -77,7 +82,7 @@ static void *worker(void *p)
         st->busy--;
         st->free_list[st->nfree++] = req;
         signal_loop(st);
-        if (st->qcount == 0 && st->busy == 0)
+        if (st->qcount + st->busy <= 1)
             pthread_cond_broadcast(&st->idle);
     }
     pthread_mutex_unlock(&st->mu);
@@ -219,8 +224,16 @@ static int pool_process(ss_server *srv, ss_request *req)
     pool_state *st = state(srv);
 
     if (req->rejected) {
-        if (srv->opt.reject != NULL)
+        if (srv->opt.reject != NULL) {
             srv->opt.reject(req);
+            /* What the hook wrote goes out before the close. */
+            if (req->dgram) {
+                if (req->out_len > 0) /* a dropped datagram gets no empty reply */
+                    (void)ss__dgram_finish_reply(req);
+            } else {
+                (void)ss__stream_flush(req);
+            }
+        }
         ss__shutdown_request(req);
         ss__request_reset(req);
         return 0;
@@ -248,8 +261,9 @@ static int pool_drain(ss_server *srv, double timeout)
     double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
     int rc = 0;
 
+    unsigned left = ss__current_server == srv ? 1 : 0; /* not ourselves */
     pthread_mutex_lock(&st->mu);
-    while (st->qcount > 0 || st->busy > 0) {
+    while (st->qcount + st->busy > left) {
         if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
             rc = -1;
             break;
@@ -290,6 +304,16 @@ static void pool_destroy(ss_server *srv)
     pool_state *st = state(srv);
     if (st == NULL)
         return;
+    /* Workers still in a request (close did not wait for them) end once
+     * their connections are cut; then they can be joined. */
+    pthread_mutex_lock(&st->mu);
+    for (unsigned i = 0; i < st->nall; i++) {
+        if (st->all[i]->running) {
+            atomic_store(&srv->aborting, true);
+            ss__abort_request(st->all[i]);
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
     stop_workers(st);
     free_state(st);
     srv->mode_state = NULL;

@@ -22,6 +22,7 @@ typedef struct thread_state {
     pthread_t *done;           /* finished joinable threads, to join */
     size_t ndone, done_cap;
     ss_request *spare;         /* object for the next get_request */
+    ss_request *live;          /* running requests, linked by prev/next */
     pthread_attr_t attr_joinable;
     pthread_attr_t attr_detached;
 } thread_state;
@@ -98,9 +99,21 @@ static void *request_thread(void *p)
     bool joinable = arg->joinable;
 
     free(arg);
+    ss__current_server = srv;
     /* Python's process_request_thread: errors were reported by
      * finish_request; SS_ABORT ends only this request. */
     (void)ss__finish_request(req);
+
+    /* Off the live list before the descriptor closes, so that an abort
+     * never touches a descriptor number that is reused meanwhile. */
+    pthread_mutex_lock(&st->mu);
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        st->live = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    pthread_mutex_unlock(&st->mu);
     ss__shutdown_request(req);
     ss__request_free(req);
 
@@ -119,8 +132,8 @@ static void *request_thread(void *p)
         else
             pthread_detach(pthread_self()); /* out of memory: nobody will join */
     }
-    if (--st->running == 0)
-        pthread_cond_broadcast(&st->idle);
+    st->running--;
+    pthread_cond_broadcast(&st->idle);
     pthread_mutex_unlock(&st->mu);
     return NULL;
 }
@@ -146,6 +159,11 @@ static int thread_process(ss_server *srv, ss_request *req)
     arg->joinable = joinable;
     pthread_mutex_lock(&st->mu);
     st->running++;
+    req->prev = NULL;
+    req->next = st->live;
+    if (st->live != NULL)
+        st->live->prev = req;
+    st->live = req;
     pthread_mutex_unlock(&st->mu);
 
     ss__block_signals(&old);
@@ -157,6 +175,9 @@ static int thread_process(ss_server *srv, ss_request *req)
 
     free(arg);
     pthread_mutex_lock(&st->mu);
+    st->live = req->next;
+    if (req->next != NULL)
+        req->next->prev = NULL;
     if (--st->running == 0)
         pthread_cond_broadcast(&st->idle);
     pthread_mutex_unlock(&st->mu);
@@ -177,13 +198,15 @@ static unsigned thread_active(ss_server *srv)
     return n;
 }
 
-static int wait_idle(thread_state *st, double timeout)
+/* Wait until at most `left` requests run (1 when a handler drains its own
+ * server: it cannot wait for itself). */
+static int wait_idle(thread_state *st, double timeout, unsigned left)
 {
     double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
     int rc = 0;
 
     pthread_mutex_lock(&st->mu);
-    while (st->running > 0) {
+    while (st->running > left) {
         if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
             rc = -1;
             break;
@@ -197,7 +220,7 @@ static int wait_idle(thread_state *st, double timeout)
 
 static int thread_drain(ss_server *srv, double timeout)
 {
-    int rc = wait_idle(state(srv), timeout);
+    int rc = wait_idle(state(srv), timeout, ss__current_server == srv ? 1 : 0);
     join_done(state(srv));
     return rc;
 }
@@ -205,7 +228,7 @@ static int thread_drain(ss_server *srv, double timeout)
 static void thread_close(ss_server *srv)
 {
     if (tracked(srv))
-        (void)wait_idle(state(srv), -1);
+        (void)wait_idle(state(srv), -1, 0);
     join_done(state(srv));
 }
 
@@ -214,8 +237,15 @@ static void thread_destroy(ss_server *srv)
     thread_state *st = state(srv);
     if (st == NULL)
         return;
-    /* Daemon threads still use the server: outwait them before freeing. */
-    (void)wait_idle(st, -1);
+    /* Daemon threads still use the server: outwait them before freeing,
+     * cutting their connections so that none waits on an idle client. */
+    pthread_mutex_lock(&st->mu);
+    if (st->live != NULL)
+        atomic_store(&srv->aborting, true);
+    for (ss_request *r = st->live; r != NULL; r = r->next)
+        ss__abort_request(r);
+    pthread_mutex_unlock(&st->mu);
+    (void)wait_idle(st, -1, 0);
     join_done(st);
     ss__request_free(st->spare);
     free(st->done);

@@ -4,6 +4,8 @@
  * shutdown_request/close_request.
  */
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +64,22 @@ void ss_default_handle_error(ss_server *srv, ss_request *req, int err)
         n = snprintf(line, sizeof line, "sockserv: server %s: %s\n",
                      ss_server_address_str(srv, addr, sizeof addr) ? addr : "?", msg);
     if (n > 0) {
-        /* One write(2) per line keeps lines from concurrent threads whole. */
+        /* One write(2) per line keeps lines from concurrent threads whole.
+         * A stderr pipe whose reader is gone must not kill the server with
+         * SIGPIPE: block it around the write and swallow the one it raised. */
         size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        sigset_t pipe_set, old, pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        sigpending(&pending);
+        bool was_pending = sigismember(&pending, SIGPIPE);
         ssize_t w = write(STDERR_FILENO, line, len);
-        (void)w;
+        if (w < 0 && errno == EPIPE && !was_pending) {
+            struct timespec zero = {0, 0};
+            (void)sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
 }
 
@@ -117,7 +131,10 @@ out:
     if (rc == SS_ABORT)
         return SS_ABORT;
     if (rc != SS_OK) {
-        ss__handle_error(srv, req, err != 0 ? err : EIO);
+        /* Interrupted because the server is stopping: not an error worth a
+         * report (Python's KeyboardInterrupt is no Exception either). */
+        if (!(err == EINTR && ss__stop_requested(srv)) && !atomic_load(&srv->aborting))
+            ss__handle_error(srv, req, err != 0 ? err : EIO);
         return SS_ERROR;
     }
     return SS_OK;
@@ -132,6 +149,16 @@ void ss__shutdown_request(ss_request *req)
     if (!req->dgram && req->fd >= 0)
         (void)shutdown(req->fd, SHUT_WR); /* ENOTCONN is fine */
     ss__close_request(req);
+}
+
+/* End a request's input, so a handler waiting for an idle client sees the
+ * end of the stream: used by ss_server_free for requests it would otherwise
+ * wait on forever. Output still works, so a handler that is about to answer
+ * still can. */
+void ss__abort_request(ss_request *req)
+{
+    if (!req->dgram && req->fd >= 0)
+        (void)shutdown(req->fd, SHUT_RD);
 }
 
 void ss__close_request(ss_request *req)

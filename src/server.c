@@ -83,7 +83,6 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
     srv->wakefd = -1;
     srv->mode_wait_fd = -1;
     srv->mode = mode;
-    srv->owner_pid = getpid();
     if (h != NULL)
         srv->handler = *h;
     if (srv->opt.max_children == 0)
@@ -92,6 +91,7 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
         srv->opt.thread_stack_size = SS__DEFAULT_STACK;
     atomic_init(&srv->stop, 0);
     atomic_init(&srv->sync_active, 0);
+    atomic_init(&srv->aborting, false);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
 
@@ -160,9 +160,10 @@ int ss_shutdown(ss_server *srv)
         errno = EINVAL;
         return -1;
     }
-    if (getpid() != srv->owner_pid) {
-        /* A forked child: the flag lives in the parent's memory, but the
-         * wakeup descriptor is shared; the parent's loop stops on it. */
+    if (srv->in_request_child) {
+        /* A forked request child: the flag lives in the parent's memory,
+         * but the wakeup descriptor is shared; the parent's loop stops on
+         * it. */
         ss__wake_loop(srv);
         return 0;
     }
@@ -179,7 +180,14 @@ int ss_shutdown(ss_server *srv)
 
 /* ---- stopping on a signal --------------------------------------------- */
 
+_Thread_local ss_server *ss__current_server;
+
 static _Atomic(ss_server *) signal_target;
+/* The signals ss_shutdown_on_signal took over, and what they did before.
+ * Changed only by the application's setup calls, read by forked children
+ * and by ss_server_free. */
+static sigset_t stop_signals;
+static struct sigaction stop_signals_old[NSIG];
 
 static void on_stop_signal(int signo)
 {
@@ -191,14 +199,44 @@ static void on_stop_signal(int signo)
 
 int ss_shutdown_on_signal(ss_server *srv, int signo)
 {
-    struct sigaction sa;
+    struct sigaction sa, old;
 
+    if (srv == NULL || signo <= 0 || signo >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: a blocking call should see EINTR */
     atomic_store(&signal_target, srv);
-    return sigaction(signo, &sa, NULL);
+    if (sigaction(signo, &sa, &old) < 0)
+        return -1;
+    if (!sigismember(&stop_signals, signo)) {
+        stop_signals_old[signo] = old;
+        sigaddset(&stop_signals, signo);
+    }
+    return 0;
+}
+
+/* Give the signals back what they did before ss_shutdown_on_signal. */
+static void restore_stop_signals(void)
+{
+    for (int s = 1; s < NSIG; s++) {
+        if (sigismember(&stop_signals, s)) {
+            sigaction(s, &stop_signals_old[s], NULL);
+            sigdelset(&stop_signals, s);
+        }
+    }
+}
+
+/* A forked request child dies of the signals that stop the parent's loop
+ * (Ctrl-C reaches the whole process group), as Python's children do. */
+void ss__reset_stop_signals(void)
+{
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&stop_signals, s))
+            signal(s, SIG_DFL);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -332,7 +370,11 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
     }
     if (enter_loop(srv) < 0)
         return -1;
-    int interval_ms = poll_interval < 0 ? -1 : (int)(poll_interval * 1000.0 + 0.5);
+    int interval_ms;
+    if (poll_interval < 0 || poll_interval != poll_interval || poll_interval > 2000000.0)
+        interval_ms = -1; /* none, NaN, or longer than poll() can say: wait */
+    else
+        interval_ms = (int)(poll_interval * 1000.0 + 0.5);
     int rc = 0;
 
     while (!ss__stop_requested(srv)) {
@@ -439,6 +481,9 @@ void ss_server_free(ss_server *srv)
 {
     if (srv == NULL)
         return;
+    ss_server *expected = srv;
+    if (atomic_compare_exchange_strong(&signal_target, &expected, NULL))
+        restore_stop_signals(); /* no signal may reach freed memory */
     ss_server_close(srv);
     srv->mode->destroy(srv);
     ss__close(srv->deferred_fd);

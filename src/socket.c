@@ -28,7 +28,9 @@ static void remove_stale_unix(const struct sockaddr_un *sun, socklen_t len, int 
 
     if (sun->sun_path[0] == '\0' || lstat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return;
-    int probe = socket(AF_UNIX, socktype | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a live server with a full backlog answers EAGAIN at
+     * once instead of holding us up; only ECONNREFUSED means "nobody". */
+    int probe = socket(AF_UNIX, socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0)
         return;
     int rc = connect(probe, (const struct sockaddr *)sun, len);
@@ -49,6 +51,14 @@ int ss__open_server_socket(ss_server *srv)
         return -1;
     srv->family = addr.ss_family;
     srv->socktype = type;
+    if (addr.ss_family == AF_INET6)
+        srv->dgram_reply_max = SS__DGRAM_REPLY_MAX6;
+    else if (addr.ss_family == AF_UNIX)
+        srv->dgram_reply_max = srv->opt.max_packet_size > SS__DGRAM_REPLY_MAX
+                                   ? srv->opt.max_packet_size
+                                   : SS__DGRAM_REPLY_MAX;
+    else
+        srv->dgram_reply_max = SS__DGRAM_REPLY_MAX;
 
     fd = socket(addr.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -67,6 +77,8 @@ int ss__open_server_socket(ss_server *srv)
         if (set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) < 0)
             goto fail;
     }
+    if (srv->opt.prepare_socket != NULL && srv->opt.prepare_socket(srv, fd) != 0)
+        goto fail;
     if (addr.ss_family == AF_UNIX && srv->opt.unlink_stale_unix)
         remove_stale_unix((const struct sockaddr_un *)&addr, len, type);
 

@@ -42,7 +42,7 @@ ssize_t ss__stream_fill(ss_request *req)
     }
     if (req->in_len == req->in_cap)
         return 0; /* full: the caller drains it first */
-    ssize_t n = ss__recv(req->fd, req->in + req->in_len, req->in_cap - req->in_len);
+    ssize_t n = ss__recv(req->srv, req->fd, req->in + req->in_len, req->in_cap - req->in_len);
     if (n < 0)
         return -1;
     if (n == 0)
@@ -59,8 +59,8 @@ static void take(ss_request *req, char *dst, size_t n)
 
 ssize_t ss_readline(ss_request *req, char *buf, size_t size)
 {
-    if (req == NULL || buf == NULL || size == 0) {
-        errno = EINVAL;
+    if (req == NULL || buf == NULL || size < 2) {
+        errno = EINVAL; /* room for at least one byte and the NUL */
         return -1;
     }
     size_t max = size - 1, n = 0;
@@ -112,7 +112,7 @@ ssize_t ss_read(ss_request *req, void *buf, size_t n)
             return -1;
         if (n >= SS__RBUF_SIZE) {
             /* A large read goes straight to the caller's buffer. */
-            ssize_t r = ss__recv(req->fd, buf, n);
+            ssize_t r = ss__recv(req->srv, req->fd, buf, n);
             if (r == 0)
                 req->eof = true;
             return r;
@@ -154,7 +154,7 @@ int ss__stream_flush(ss_request *req)
         return 0;
     size_t n = req->out_len;
     req->out_len = 0; /* on error the bytes are gone either way */
-    return ss__send_all(req->fd, req->out, n) < 0 ? -1 : 0;
+    return ss__send_all(req->srv, req->fd, req->out, n) < 0 ? -1 : 0;
 }
 
 ssize_t ss_write(ss_request *req, const void *buf, size_t n)
@@ -164,7 +164,7 @@ ssize_t ss_write(ss_request *req, const void *buf, size_t n)
         return -1;
     }
     if (req->dgram) {
-        if (req->out_len + n > SS__DGRAM_REPLY_MAX) {
+        if (req->out_len + n > req->srv->dgram_reply_max) {
             errno = EMSGSIZE;
             return -1;
         }
@@ -172,8 +172,8 @@ ssize_t ss_write(ss_request *req, const void *buf, size_t n)
             size_t cap = req->out_cap ? req->out_cap : 512;
             while (cap < req->out_len + n)
                 cap *= 2;
-            if (cap > SS__DGRAM_REPLY_MAX)
-                cap = SS__DGRAM_REPLY_MAX;
+            if (cap > req->srv->dgram_reply_max)
+                cap = req->srv->dgram_reply_max;
             char *p = realloc(req->out, cap);
             if (p == NULL)
                 return -1;
@@ -188,11 +188,11 @@ ssize_t ss_write(ss_request *req, const void *buf, size_t n)
 
     size_t wb = req->srv->opt.wbufsize;
     if (wb == 0)
-        return ss__send_all(req->fd, buf, n);
+        return ss__send_all(req->srv, req->fd, buf, n);
     if (req->out_len + n > wb && ss__stream_flush(req) < 0)
         return -1;
     if (n >= wb)
-        return ss__send_all(req->fd, buf, n);
+        return ss__send_all(req->srv, req->fd, buf, n);
     if (req->out == NULL) {
         req->out = malloc(wb);
         if (req->out == NULL)

@@ -21,7 +21,15 @@ static int timeout_errno(int err)
     return (err == EAGAIN || err == EWOULDBLOCK) ? ETIMEDOUT : err;
 }
 
-ssize_t ss__send_all(int fd, const void *buf, size_t n)
+/* A blocking call interrupted by a signal is retried, unless the signal
+ * came with a stop request (Ctrl-C on a server with ss_shutdown_on_signal):
+ * then the handler gets EINTR and can end, as Python's KeyboardInterrupt. */
+static bool retry_eintr(ss_server *srv)
+{
+    return srv == NULL || !ss__stop_requested(srv);
+}
+
+ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n)
 {
     const char *p = buf;
     size_t left = n;
@@ -29,12 +37,12 @@ ssize_t ss__send_all(int fd, const void *buf, size_t n)
     while (left > 0) {
         ssize_t k = send(fd, p, left, MSG_NOSIGNAL);
         if (k < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR && retry_eintr(srv))
                 continue;
             if (errno == ENOTSOCK) {
                 /* Not a socket (a pipe in a test, say): plain write. */
                 k = write(fd, p, left);
-                if (k < 0 && errno == EINTR)
+                if (k < 0 && errno == EINTR && retry_eintr(srv))
                     continue;
             }
             if (k < 0) {
@@ -48,19 +56,19 @@ ssize_t ss__send_all(int fd, const void *buf, size_t n)
     return (ssize_t)n;
 }
 
-ssize_t ss__recv(int fd, void *buf, size_t n)
+ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n)
 {
     for (;;) {
         ssize_t k = recv(fd, buf, n, 0);
         if (k >= 0)
             return k;
-        if (errno == EINTR)
+        if (errno == EINTR && retry_eintr(srv))
             continue;
         if (errno == ENOTSOCK) {
             k = read(fd, buf, n);
             if (k >= 0)
                 return k;
-            if (errno == EINTR)
+            if (errno == EINTR && retry_eintr(srv))
                 continue;
         }
         errno = timeout_errno(errno);

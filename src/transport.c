@@ -55,6 +55,11 @@ static int get_stream(ss_server *srv, ss_request *req)
         return -1; /* EMFILE, ENFILE, ENOBUFS, ENOMEM, EBADF ... */
     }
     req->fd = fd;
+    if (req->addrlen < sizeof(sa_family_t)) {
+        /* An unbound Unix peer: Linux reports no address at all. */
+        req->addr.ss_family = (sa_family_t)srv->family;
+        req->addrlen = sizeof(sa_family_t);
+    }
     if (srv->opt.disable_nagle_algorithm && srv->family != AF_UNIX) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -83,6 +88,11 @@ static int get_dgram(ss_server *srv, ss_request *req)
         ssize_t n = recvfrom(srv->fd, req->in, cap, MSG_TRUNC, (struct sockaddr *)&req->addr,
                              &req->addrlen);
         if (n >= 0) {
+            if (req->addrlen < sizeof(sa_family_t)) {
+                /* An unbound Unix client: nothing to answer to. */
+                req->addr.ss_family = (sa_family_t)srv->family;
+                req->addrlen = sizeof(sa_family_t);
+            }
             req->truncated = (size_t)n > cap;
             req->in_len = req->truncated ? cap : (size_t)n;
             req->in_pos = 0;
