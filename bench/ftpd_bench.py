@@ -30,6 +30,7 @@ BENCH_QUICK=1 runs smaller counts. Exit status 1 when a measurement fails.
 """
 import os
 import re
+import selectors
 import shutil
 import socket
 import statistics
@@ -238,7 +239,6 @@ def parallel(host, port, name, size, count, sampler):
 
     All sessions log in and open their data connections first; the clock
     runs from the first RETR to the last byte of the last file."""
-    import selectors
     ctl = []
     datas = []
     try:
