@@ -3,6 +3,7 @@
 #   make test            all tests (installs missing Debian packages first)
 #   make test SANITIZE=address|thread   the same, under ASan+UBSan or TSan
 #   make run             start sockserv-ftpd on 127.0.0.1:2121 (sample folder)
+#   make run-udp         start udp-upper-server on 127.0.0.1:8003
 #   make bench           side-by-side benchmarks
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
@@ -64,7 +65,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 
-.PHONY: all lib examples ftpd bench-bin test unit e2e run bench install uninstall clean deps check-banned
+.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -146,6 +147,9 @@ e2e: all
 
 run: deps all
 	@sh scripts/run.sh $(BUILD)
+
+run-udp: deps all
+	@sh scripts/run.sh $(BUILD) udp
 
 bench: deps all bench-bin
 	@BUILD=$(BUILD) sh bench/run.sh
