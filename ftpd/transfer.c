@@ -657,19 +657,33 @@ static int sendfile_loop(loop_state *ls, const xfer_job *job, off_t *bytes, int 
 {
     session *s = ls->s;
     off_t total = 0;
+    bool must_wait = false; /* the socket said EAGAIN: wait until writable */
+    int since_check = 0;
 
+    /* Send first and wait only when the socket is full: a poll before every
+     * chunk costs more CPU than the copy it guards. The control connection
+     * is still looked at every few chunks, so ABOR and STAT are served. */
     for (;;) {
-        bool ready;
         ssize_t n;
-        int w = wait_turn(ls, POLLOUT, &ready);
 
-        if (w >= 0)
-            return w;
-        if (!ready)
-            continue;
-        n = sendfile(ls->data_fd, job->file_fd, NULL, FTPD_XFER_BUF);
+        if (must_wait || since_check >= FTPD_SENDFILE_CHECK) {
+            bool ready;
+            int w = wait_turn(ls, POLLOUT, &ready);
+
+            if (w >= 0)
+                return w;
+            since_check = 0;
+            if (must_wait && !ready)
+                continue;
+            must_wait = false;
+        }
+        n = sendfile(ls->data_fd, job->file_fd, NULL, FTPD_SENDFILE_CHUNK);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+            if (errno == EAGAIN) {
+                must_wait = true;
+                continue;
+            }
+            if (errno == EINTR)
                 continue;
             if ((errno == EINVAL || errno == ENOSYS) && total == 0)
                 return -1;
@@ -680,6 +694,7 @@ static int sendfile_loop(loop_state *ls, const xfer_job *job, off_t *bytes, int 
         }
         if (n == 0)
             return XFER_DONE;
+        since_check++;
         total += n;
         *bytes = total;
         s->xfer.done = total;
