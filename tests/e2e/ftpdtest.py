@@ -676,7 +676,7 @@ class ServerTestCase(unittest.TestCase):
     """
 
     server_args = ()
-    # Generous session limits so the defaults (10 per address) never
+    # Generous session limits so the defaults (50 per address) never
     # interfere with tests that open several sessions; the limit tests set
     # their own.
     limit_args = ("--max-clients", "200", "--max-per-ip", "100")
