@@ -29,8 +29,8 @@
 #define FTPD_XFER_BUF (128 * 1024)
 /* Binary downloads: bytes per sendfile(2) call, and how many calls may pass
  * between looks at the control connection (ABOR, STAT). */
-#define FTPD_SENDFILE_CHUNK (1024 * 1024)
-#define FTPD_SENDFILE_CHECK 4
+#define FTPD_SENDFILE_CHUNK (256 * 1024)
+#define FTPD_SENDFILE_CHECK 1
 /* SIZE in TYPE A reads the file to count line ends; larger files get 550. */
 #define FTPD_ASCII_SIZE_MAX (64 * 1024 * 1024)
 /* A directory listing is built in memory before it is sent; beyond this

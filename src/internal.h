@@ -108,6 +108,7 @@ struct ss_server {
     bool backoff_reported;
     atomic_uint sync_active;
     atomic_bool aborting;       /* free is cutting connections: no reports */
+    atomic_int signal_stop;     /* the stop came from a signal (Ctrl-C) */
 };
 
 /* request.c */
@@ -155,6 +156,8 @@ void ss__reset_stop_signals(void);
 /* The server whose request the calling thread runs (threading and pool
  * workers), so that drain from inside a handler does not wait for itself. */
 extern _Thread_local ss_server *ss__current_server;
+/* The server whose loop the calling thread runs (sync handlers run there). */
+extern _Thread_local ss_server *ss__loop_server;
 void ss__wake_loop(ss_server *srv);
 
 #endif

@@ -92,6 +92,7 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
     atomic_init(&srv->stop, 0);
     atomic_init(&srv->sync_active, 0);
     atomic_init(&srv->aborting, false);
+    atomic_init(&srv->signal_stop, 0);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
 
@@ -181,6 +182,7 @@ int ss_shutdown(ss_server *srv)
 /* ---- stopping on a signal --------------------------------------------- */
 
 _Thread_local ss_server *ss__current_server;
+_Thread_local ss_server *ss__loop_server;
 
 static _Atomic(ss_server *) signal_target;
 /* The signals ss_shutdown_on_signal took over, and what they did before.
@@ -193,8 +195,10 @@ static void on_stop_signal(int signo)
 {
     (void)signo;
     ss_server *srv = atomic_load(&signal_target);
-    if (srv != NULL)
+    if (srv != NULL) {
+        atomic_store(&srv->signal_stop, 1);
         ss_shutdown_async(srv);
+    }
 }
 
 int ss_shutdown_on_signal(ss_server *srv, int signo)
@@ -347,15 +351,18 @@ static int enter_loop(ss_server *srv)
     srv->running = true;
     srv->loop_thread = pthread_self();
     pthread_mutex_unlock(&srv->mu);
+    ss__loop_server = srv;
     return 0;
 }
 
 static void leave_loop(ss_server *srv, bool clear_stop)
 {
+    ss__loop_server = NULL;
     pthread_mutex_lock(&srv->mu);
     if (clear_stop) {
         drain_wakefd(srv);
         atomic_store_explicit(&srv->stop, 0, memory_order_release);
+        atomic_store(&srv->signal_stop, 0);
     }
     srv->running = false;
     pthread_cond_broadcast(&srv->cv);

@@ -58,6 +58,14 @@ ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n)
 
 ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n)
 {
+    /* A stop signal that came just before this read would not interrupt
+     * it: look first (a read on an idle client could wait for ever). Only
+     * in the loop's own thread, where a sync handler runs: threads of the
+     * other modes get no signals and finish their requests. */
+    if (srv != NULL && ss__loop_server == srv && atomic_load(&srv->signal_stop)) {
+        errno = EINTR;
+        return -1;
+    }
     for (;;) {
         ssize_t k = recv(fd, buf, n, 0);
         if (k >= 0)
