@@ -46,6 +46,7 @@ static const opt_def opt_table[] = {
     {"mode", OPT_MODE, NUM_FIELD(mode), 0, 0},
     {"log", OPT_PATH, STR_FIELD(log), 0, 0},
     {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
+    {"run-as", OPT_STRING, STR_FIELD(run_as), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -68,6 +69,7 @@ static void usage(FILE *out)
             "  --mode threading|forking  a thread or a process per session\n"
             "  --log FILE             session log (default: standard error)\n"
             "  --xferlog FILE         transfer log in xferlog format\n"
+            "  --run-as USER          started as root: become USER once listening\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,

@@ -30,6 +30,7 @@ typedef struct ftpd_config {
     ss_mode mode;            /* SS_MODE_THREADING or SS_MODE_FORKING */
     char log[PATH_MAX];      /* session log, "" = stderr */
     char xferlog[PATH_MAX];  /* transfer log, "" = none */
+    char run_as[64];         /* system user to become after binding, "" = stay */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

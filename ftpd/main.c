@@ -7,6 +7,8 @@
  * SIGHUP reopens the log files.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,6 +82,46 @@ static int install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* --run-as: once the port is bound and the logs are open, give up root for
+ * good and serve as an ordinary user, so a flaw in a session cannot act
+ * with more rights than that user has. The log files are handed to the
+ * user first, so SIGHUP can reopen them. */
+static int drop_privileges(const ftpd_config *cfg)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+
+    if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+        fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+        return -1;
+    }
+    if (geteuid() != 0) {
+        if (geteuid() == pw.pw_uid)
+            return 0; /* already that user */
+        fprintf(stderr, FTPD_NAME ": --run-as %s: only root can change user\n", cfg->run_as);
+        return -1;
+    }
+    if (pw.pw_uid == 0) {
+        fprintf(stderr, FTPD_NAME ": --run-as %s: that is root; name an ordinary user\n",
+                cfg->run_as);
+        return -1;
+    }
+    if (cfg->log[0] != '\0' && chown(cfg->log, pw.pw_uid, pw.pw_gid) < 0)
+        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->log, strerror(errno));
+    if (cfg->xferlog[0] != '\0' && chown(cfg->xferlog, pw.pw_uid, pw.pw_gid) < 0)
+        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->xferlog, strerror(errno));
+    if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 ||
+        setuid(pw.pw_uid) < 0) {
+        fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) { /* must be impossible now */
+        fprintf(stderr, FTPD_NAME ": --run-as %s: could not drop root\n", cfg->run_as);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static ftpd_config cfg;
@@ -124,6 +166,10 @@ int main(int argc, char **argv)
     if (g_server == NULL) {
         fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(errno));
         return errno == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
+    }
+    if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
+        ss_server_free(g_server);
+        return EXIT_CONFIG;
     }
     if (install_signals() < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
