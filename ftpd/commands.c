@@ -764,7 +764,7 @@ static int store(session *s, const char *arg, enum store_kind kind)
     struct stat st;
     off_t rest = s->rest, bytes = 0;
     time_t start = time(NULL);
-    bool exists, use_temp = false, created = false;
+    bool exists = false, use_temp = false, created = false;
     xfer_result res;
     int fd = -1, err = 0, rc;
     xfer_job job;
