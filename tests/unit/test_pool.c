@@ -121,8 +121,10 @@ static void test_workers(void **state)
         assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'S');
     assert_int_equal(tu_chan_get(&events, TU_QUIET_MS), -1);
     assert_int_equal(wait_active(srv, WORKERS + 1), WORKERS + 1);
-    /* No thread per request. */
-    assert_int_equal(tu_count_threads(), before + WORKERS + 1);
+    /* No thread per request: at most the workers and the serving thread
+     * above the count from before (which may still have included a thread
+     * that was leaving the task list). */
+    assert_true(tu_count_threads() <= before + WORKERS + 1);
     for (int i = 0; i < WORKERS + 1; i++)
         assert_int_equal(tu_chan_put(&release, 'r'), 0);
     for (int i = 0; i < WORKERS + 1; i++) {
