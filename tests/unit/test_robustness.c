@@ -107,13 +107,13 @@ static void run_no_leak(ss_socktype type, ss_mode mode)
     assert_int_equal(load(srv, n), 0);
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
     assert_true(tu_wait_fds(fds0, TU_WAIT_MS) <= fds0);
-    assert_int_equal(tu_wait_threads(threads0, TU_WAIT_MS), threads0);
+    assert_true(tu_wait_threads_at_most(threads0, TU_WAIT_MS) <= threads0);
 
     assert_int_equal(tu_serve_stop(serve), 0);
     tu_server_free(srv);
     /* And all of it goes with the server. */
     assert_int_equal(tu_wait_fds(fds_idle, TU_WAIT_MS), fds_idle);
-    assert_int_equal(tu_wait_threads(threads_idle, TU_WAIT_MS), threads_idle);
+    assert_true(tu_wait_threads_at_most(threads_idle, TU_WAIT_MS) <= threads_idle);
 }
 
 #define LEAK_TEST(T, M)                                                                            \

@@ -599,7 +599,7 @@ static void run_bind_leak_in_use(ss_socktype type, ss_mode mode)
         assert_int_equal(errno, EADDRINUSE);
     }
     assert_int_equal(tu_count_fds(), fds0);
-    assert_int_equal(tu_wait_threads(threads0, TU_WAIT_MS), threads0);
+    assert_true(tu_wait_threads_at_most(threads0, TU_WAIT_MS) <= threads0);
     tu_server_free(first);
 }
 

@@ -247,15 +247,15 @@ static void run_threads_reaped(bool daemon)
     assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
     base = before + 1; /* the serving thread */
-    assert_int_equal(tu_wait_threads(base, TU_WAIT_MS), base);
+    assert_true(tu_wait_threads_at_most(base, TU_WAIT_MS) <= base);
     for (int i = 0; i < SEQUENTIAL; i++) {
         assert_int_equal(tu_roundtrip(srv, TU_TEST_STR, reply, sizeof(reply)), strlen(TU_TEST_STR));
     }
     assert_int_equal(ss_server_drain(srv, TU_WAIT_MS / 1000.0), 0);
-    assert_int_equal(tu_wait_threads(base, TU_WAIT_MS), base);
+    assert_true(tu_wait_threads_at_most(base, TU_WAIT_MS) <= base);
     assert_int_equal(tu_serve_stop(serve), 0);
     tu_server_free(srv);
-    assert_int_equal(tu_wait_threads(before, TU_WAIT_MS), before);
+    assert_true(tu_wait_threads_at_most(before, TU_WAIT_MS) <= before);
 }
 
 static void test_threads_reaped(void **state)

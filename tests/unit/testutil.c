@@ -606,6 +606,18 @@ int tu_wait_threads(int expected, int timeout_ms)
     return n;
 }
 
+int tu_wait_threads_at_most(int max, int timeout_ms)
+{
+    double deadline = tu_now() + timeout_ms / 1000.0;
+    int n = tu_count_threads();
+
+    while (n > max && tu_now() < deadline) {
+        pause_ms(2);
+        n = tu_count_threads();
+    }
+    return n;
+}
+
 int tu_wait_fds(int max, int timeout_ms)
 {
     double deadline = tu_now() + timeout_ms / 1000.0;
@@ -728,8 +740,19 @@ int tu_setup(void **state)
     alarm(TU_WATCHDOG_S);
     /* Threads a previous test ended may still be leaving the task list;
      * tests that count threads must start from the settled number. */
-    if (idle_threads < 0)
-        idle_threads = tu_count_threads();
+    if (idle_threads < 0) {
+        /* A joined thread can linger in the task list for a moment: take
+         * the count once it holds still. */
+        int a = tu_count_threads(), b;
+        for (int i = 0; i < 50; i++) {
+            pause_ms(5);
+            b = tu_count_threads();
+            if (b == a)
+                break;
+            a = b;
+        }
+        idle_threads = a;
+    }
     n = tu_wait_threads(idle_threads, TU_SETTLE_MS);
     if (n != idle_threads)
         idle_threads = n; /* e.g. a sanitizer's helper thread appeared */

@@ -149,6 +149,10 @@ int tu_count_threads(void);
  * done, and nothing reports that moment, so this one wait polls. Returns the
  * last count seen. */
 int tu_wait_threads(int expected, int timeout_ms);
+/* Waits until at most max threads run; returns the count. A count taken
+ * earlier may include a thread that was still leaving the task list, so
+ * "no more than before" is the check that cannot misfire. */
+int tu_wait_threads_at_most(int max, int timeout_ms);
 /* Poll the fd count until it is at most max or timeout_ms passes: a server
  * closes a connection after the peer may already have seen its FIN, so the
  * count settles a moment after the client notices. Returns the last count. */
