@@ -57,6 +57,7 @@ static void *worker(void *p)
     ss_server *srv = p;
     pool_state *st = state(srv);
 
+    ss__block_signals(NULL); /* signals belong to the application's threads */
     ss__current_server = srv;
     pthread_mutex_lock(&st->mu);
     for (;;) {
@@ -125,7 +126,6 @@ static int pool_init(ss_server *srv)
 {
     pool_state *st = calloc(1, sizeof *st);
     pthread_attr_t attr;
-    sigset_t old;
     int err = 0;
 
     if (st == NULL)
@@ -163,14 +163,12 @@ static int pool_init(ss_server *srv)
 
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, srv->opt.thread_stack_size);
-    ss__block_signals(&old);
     for (unsigned i = 0; i < srv->opt.pool_workers; i++) {
         err = pthread_create(&st->threads[i], &attr, worker, srv);
         if (err != 0)
             break;
         st->nthreads++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (err != 0) {
         stop_workers(st);

@@ -99,6 +99,11 @@ static void *request_thread(void *p)
     bool joinable = arg->joinable;
 
     free(arg);
+    /* Signals belong to the application's threads. Blocked here rather
+     * than around pthread_create, so the serving thread never has them
+     * blocked: a stop signal that reaches this thread before this line
+     * only runs the (thread-safe) stop handler. */
+    ss__block_signals(NULL);
     ss__current_server = srv;
     /* Python's process_request_thread: errors were reported by
      * finish_request; SS_ABORT ends only this request. */
@@ -143,7 +148,6 @@ static int thread_process(ss_server *srv, ss_request *req)
     thread_state *st = state(srv);
     bool joinable = tracked(srv);
     pthread_t tid;
-    sigset_t old;
     int err;
 
     st->spare = NULL; /* the thread owns the object now */
@@ -166,10 +170,8 @@ static int thread_process(ss_server *srv, ss_request *req)
     st->live = req;
     pthread_mutex_unlock(&st->mu);
 
-    ss__block_signals(&old);
     err = pthread_create(&tid, joinable ? &st->attr_joinable : &st->attr_detached,
                          request_thread, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err == 0)
         return 0;
 

@@ -26,7 +26,9 @@ static int timeout_errno(int err)
  * then the handler gets EINTR and can end, as Python's KeyboardInterrupt. */
 static bool retry_eintr(ss_server *srv)
 {
-    return srv == NULL || !ss__stop_requested(srv);
+    /* Only the loop's own thread (a sync handler) gives up: in the other
+     * modes a request runs to its end after the loop stopped. */
+    return srv == NULL || ss__loop_server != srv || !ss__stop_requested(srv);
 }
 
 ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n)
@@ -186,9 +188,9 @@ void ss__close(int fd)
     errno = saved;
 }
 
-/* Block every asynchronous signal in the calling thread (threads the library
- * creates inherit the mask), so signals reach the application's own threads.
- * Signals raised by faults stay deliverable. */
+/* Block every asynchronous signal in the calling thread; the threads the
+ * library creates call this first thing, so signals reach the application's
+ * own threads. Signals raised by faults stay deliverable. */
 int ss__block_signals(sigset_t *old)
 {
     sigset_t all;
