@@ -340,6 +340,20 @@ static int wait_ready(ss_server *srv, int timeout_ms)
     return sock_ready ? 1 : 0;
 }
 
+/* One turn of the loop: try first, wait only when nothing is there (under
+ * load a request costs its own system calls and no poll()), then try again
+ * if the wait says a request may be waiting. Returns as
+ * handle_request_noblock does. */
+static int one_turn(ss_server *srv, int timeout_ms)
+{
+    int r = 0;
+    if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
+        r = handle_request_noblock(srv);
+    if (r == 0 && wait_ready(srv, timeout_ms) > 0 && !ss__stop_requested(srv))
+        r = handle_request_noblock(srv);
+    return r;
+}
+
 static int enter_loop(ss_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
@@ -385,14 +399,7 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
     int rc = 0;
 
     while (!ss__stop_requested(srv)) {
-        int r = 0;
-        /* Try first, wait only when nothing is there: under load a request
-         * costs its own system calls and no poll(). */
-        if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
-            r = handle_request_noblock(srv);
-        if (r == 0 && wait_ready(srv, interval_ms) > 0 && !ss__stop_requested(srv)) {
-            r = handle_request_noblock(srv);
-        }
+        int r = one_turn(srv, interval_ms);
         if (r < 0) {
             rc = -1;
             break;
@@ -422,12 +429,7 @@ int ss_handle_request(ss_server *srv)
             stopped = true; /* consumed: the next call waits again */
             break;
         }
-        int r = 0;
-        if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
-            r = handle_request_noblock(srv);
-        if (r == 0 && wait_ready(srv, ss__ms_until(deadline)) > 0 &&
-            !ss__stop_requested(srv))
-            r = handle_request_noblock(srv);
+        int r = one_turn(srv, ss__ms_until(deadline));
         if (r != 0) {
             rc = r;
             break;
