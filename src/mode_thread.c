@@ -90,6 +90,17 @@ static void thread_release(ss_server *srv, ss_request *req)
     ss__request_reset(req);
 }
 
+/* Take a request off the list of running ones (st->mu held). */
+static void unlink_live(thread_state *st, ss_request *req)
+{
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        st->live = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+}
+
 static void *request_thread(void *p)
 {
     thread_arg *arg = p;
@@ -112,12 +123,7 @@ static void *request_thread(void *p)
     /* Off the live list before the descriptor closes, so that an abort
      * never touches a descriptor number that is reused meanwhile. */
     pthread_mutex_lock(&st->mu);
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else
-        st->live = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+    unlink_live(st, req);
     pthread_mutex_unlock(&st->mu);
     ss__shutdown_request(req);
     ss__request_free(req);
@@ -177,9 +183,7 @@ static int thread_process(ss_server *srv, ss_request *req)
 
     free(arg);
     pthread_mutex_lock(&st->mu);
-    st->live = req->next;
-    if (req->next != NULL)
-        req->next->prev = NULL;
+    unlink_live(st, req);
     if (--st->running == 0)
         pthread_cond_broadcast(&st->idle);
     pthread_mutex_unlock(&st->mu);
