@@ -336,7 +336,7 @@ static int login_failed(session *s, const char *why)
     log_msg("%s: login failed for %s (%s)", s->peer_str, s->user, why);
     s->have_user = false;
     s->user[0] = '\0';
-    delay_ms(FTPD_LOGIN_DELAY_MS);
+    delay_ms(FTPD_LOGIN_FAIL_DELAY_MS);
     if (s->login_failures >= FTPD_LOGIN_ATTEMPTS) {
         reply(s, 421, "Too many failed logins; closing connection.");
         return -1;

@@ -18,7 +18,9 @@
 
 #include "defs.h"
 
-enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_RANGE, OPT_MODE, OPT_IPV4 };
+enum opt_kind {
+    OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4
+};
 
 typedef struct opt_def {
     const char *name;     /* long option without "--" */
@@ -37,12 +39,20 @@ static const opt_def opt_table[] = {
     {"users", OPT_PATH, STR_FIELD(users), 0, 0},
     {"anonymous", OPT_BOOL, NUM_FIELD(anonymous), 0, 0},
     {"anonymous-write", OPT_BOOL, NUM_FIELD(anonymous_write), 0, 0},
+    {"anonymous-modify", OPT_BOOL, NUM_FIELD(anonymous_modify), 0, 0},
     {"pasv-ports", OPT_RANGE, NUM_FIELD(pasv_lo), 1, 65535},
     {"pasv-address", OPT_IPV4, STR_FIELD(pasv_address), 0, 0},
     {"max-clients", OPT_UINT, NUM_FIELD(max_clients), 1, FTPD_CLIENTS_LIMIT},
     {"max-per-ip", OPT_UINT, NUM_FIELD(max_per_ip), 1, FTPD_CLIENTS_LIMIT},
     {"idle-timeout", OPT_UINT, NUM_FIELD(idle_timeout), 1, FTPD_TIMEOUT_LIMIT},
     {"data-timeout", OPT_UINT, NUM_FIELD(data_timeout), 1, FTPD_TIMEOUT_LIMIT},
+    {"login-timeout", OPT_UINT, NUM_FIELD(login_timeout), 1, FTPD_TIMEOUT_LIMIT},
+    {"ipv6-prefix", OPT_UINT, NUM_FIELD(ipv6_prefix), 1, 128},
+    {"max-pasv-per-ip", OPT_UINT, NUM_FIELD(max_pasv_per_ip), 0, 65535},
+    {"max-login-fails", OPT_UINT, NUM_FIELD(max_login_fails), 0, 1000000},
+    {"ban-time", OPT_UINT, NUM_FIELD(ban_time), 1, FTPD_TIMEOUT_LIMIT},
+    {"max-listing-memory", OPT_SIZE, NUM_FIELD(max_listing_memory), 1, 0},
+    {"hash-max-size", OPT_SIZE, NUM_FIELD(hash_max_size), 0, 0},
     {"mode", OPT_MODE, NUM_FIELD(mode), 0, 0},
     {"log", OPT_PATH, STR_FIELD(log), 0, 0},
     {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
@@ -59,13 +69,26 @@ static void usage(FILE *out)
             "  --root DIR             folder to serve (default: the current directory)\n"
             "  --users FILE           users file, lines name:HASH[:home]\n"
             "  --anonymous            allow anonymous logins alongside a users file\n"
-            "  --anonymous-write      let anonymous users upload, rename and delete\n"
+            "  --anonymous-write      let anonymous users upload new files and make folders\n"
+            "  --anonymous-modify     ... and also overwrite, append, rename, delete, chmod\n"
             "  --pasv-ports LO-HI     port range for passive data connections\n"
             "  --pasv-address IP      IPv4 address announced in PASV replies\n"
             "  --max-clients N        sessions at once (default %d)\n"
             "  --max-per-ip N         sessions at once per client address (default %d)\n"
             "  --idle-timeout S       close idle control connections (default %d)\n"
-            "  --data-timeout S       data connection timeout (default %d)\n"
+            "  --data-timeout S       data connection timeout, also for an unused PASV\n"
+            "                         listener (default %d)\n"
+            "  --login-timeout S      time from connect to a successful login (default %d)\n"
+            "  --ipv6-prefix N        per-address limits count an IPv6 /N as one address\n"
+            "                         (default %d)\n"
+            "  --max-pasv-per-ip N    passive ports one address may hold (default: a\n"
+            "                         quarter of --pasv-ports, at least 1; 0 = that default)\n"
+            "  --max-login-fails N    failed logins per address and per account before a\n"
+            "                         ban (default %d, 0 = never ban)\n"
+            "  --ban-time S           length of that ban (default %d)\n"
+            "  --max-listing-memory SIZE  memory all directory listings may hold\n"
+            "                         together (default 64M; suffixes K, M, G)\n"
+            "  --hash-max-size SIZE   largest file HASH digests (default 1G, 0 = no HASH)\n"
             "  --mode threading|forking  a thread or a process per session\n"
             "  --log FILE             session log (default: standard error)\n"
             "  --xferlog FILE         transfer log in xferlog format\n"
@@ -73,7 +96,8 @@ static void usage(FILE *out)
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
-            FTPD_DEFAULT_DATA_TIMEOUT);
+            FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_IPV6_PREFIX,
+            FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
 }
 
 /* Keys match when equal after removing '-' and '_', so "anonymous-write",
@@ -114,6 +138,33 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
     if (errno != 0 || *end != '\0' || v < lo || v > hi)
         return -1;
     *out = (unsigned)v;
+    return 0;
+}
+
+/* A byte count: digits with an optional K, M or G (powers of 1024). */
+static int parse_size(const char *s, bool allow_zero, unsigned long long *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift != 0)
+        end++;
+    if (*end != '\0' || v > (1ull << (62 - shift)) || (v == 0 && !allow_zero))
+        return -1;
+    *out = v << shift;
     return 0;
 }
 
@@ -173,6 +224,13 @@ static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *er
     case OPT_UINT:
         if (parse_uint(val, o->lo, o->hi, (unsigned *)(base + o->offset)) < 0) {
             snprintf(err, esz, "'%s' is not a number from %u to %u", val, o->lo, o->hi);
+            return -1;
+        }
+        return 0;
+    case OPT_SIZE:
+        if (parse_size(val, o->lo == 0, (unsigned long long *)(void *)(base + o->offset)) < 0) {
+            snprintf(err, esz, "'%s' is not a size in bytes (suffixes K, M, G%s)", val,
+                     o->lo == 0 ? "" : "; above 0");
             return -1;
         }
         return 0;
@@ -283,6 +341,12 @@ static void set_defaults(ftpd_config *c)
     c->max_per_ip = FTPD_DEFAULT_MAX_PER_IP;
     c->idle_timeout = FTPD_DEFAULT_IDLE_TIMEOUT;
     c->data_timeout = FTPD_DEFAULT_DATA_TIMEOUT;
+    c->login_timeout = FTPD_DEFAULT_LOGIN_TIMEOUT;
+    c->ipv6_prefix = FTPD_DEFAULT_IPV6_PREFIX;
+    c->max_login_fails = FTPD_DEFAULT_MAX_LOGIN_FAILS;
+    c->ban_time = FTPD_DEFAULT_BAN_TIME;
+    c->max_listing_memory = FTPD_DEFAULT_LISTING_MEMORY;
+    c->hash_max_size = FTPD_DEFAULT_HASH_MAX_SIZE;
     c->mode = SS_MODE_THREADING;
 }
 
@@ -314,6 +378,13 @@ static int finish(ftpd_config *c)
         c->anonymous = c->users[0] == '\0';
     if (c->max_per_ip > c->max_clients)
         c->max_per_ip = c->max_clients;
+    /* Modifying implies writing. */
+    if (c->anonymous_modify)
+        c->anonymous_write = true;
+    /* Passive ports: by default one address may hold a quarter of the range,
+     * so three others can always get one. */
+    if (c->max_pasv_per_ip == 0 && c->pasv_lo != 0)
+        c->max_pasv_per_ip = (c->pasv_hi - c->pasv_lo + 1 + 3) / 4;
     return 0;
 }
 

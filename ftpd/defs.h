@@ -22,8 +22,10 @@
 
 /* Failed logins allowed per session before "421" and close. */
 #define FTPD_LOGIN_ATTEMPTS 3
-/* Delay after a failed login, milliseconds (slows password guessing). */
-#define FTPD_LOGIN_DELAY_MS 400
+/* A failed login is answered this long after its PASS arrived, whoever the
+ * user and whatever the hash scheme, so the reply's timing tells nothing;
+ * it must exceed the slowest password check in the users file. */
+#define FTPD_LOGIN_FAIL_DELAY_MS 1000
 
 /* Transfer buffer (the ASCII conversion buffer is twice as large). */
 #define FTPD_XFER_BUF (128 * 1024)
@@ -43,6 +45,16 @@
 #define FTPD_DEFAULT_MAX_PER_IP 50
 #define FTPD_DEFAULT_IDLE_TIMEOUT 300
 #define FTPD_DEFAULT_DATA_TIMEOUT 60
+#define FTPD_DEFAULT_LOGIN_TIMEOUT 30
+/* Per-address limits count an IPv6 client by its /64 (one host or site). */
+#define FTPD_DEFAULT_IPV6_PREFIX 64
+/* All listings together hold at most this many bytes of names. */
+#define FTPD_DEFAULT_LISTING_MEMORY (64ull << 20)
+/* Failed logins per address or per account before a ban, and its length. */
+#define FTPD_DEFAULT_MAX_LOGIN_FAILS 10
+#define FTPD_DEFAULT_BAN_TIME 300
+/* HASH digests files up to this size (about 1 CPU-second per GiB). */
+#define FTPD_DEFAULT_HASH_MAX_SIZE (1ull << 30)
 /* How long SIGTERM/SIGINT lets running transfers go on, seconds. */
 #define FTPD_DRAIN_TIMEOUT 30
 
