@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "login.h"
 #include "hash.h"
 #include "listing.h"
 #include "log.h"
@@ -32,6 +33,7 @@
 #define F_WRITE 0x04    /* changes the file system */
 #define F_KEEPREST 0x08 /* a pending REST offset survives this command */
 #define F_TRIM 0x10     /* the argument is no path: trailing blanks are dropped */
+#define F_MODIFY 0x20   /* changes or removes what exists (anonymous: --anonymous-modify) */
 
 /* Longest argument of an F_TRIM command that is trimmed (their arguments are
  * short words; a longer one is passed on as it is and refused). */
@@ -101,14 +103,6 @@ static const char *base_name(const char *path)
     return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
 }
 
-static void delay_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-    /* A throttle, not a synchronisation: a signal may cut it short. */
-    nanosleep(&ts, NULL);
-}
-
 typedef struct membuf {
     char *p;
     size_t len, cap;
@@ -165,7 +159,8 @@ static const char *list_args(const char *arg, listing_opts *o)
 static void init_opts(session *s, listing_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    o->writable = s->can_write;
+    /* perm facts promise only what the session may do to what exists. */
+    o->writable = s->can_modify;
 }
 
 static void xferlog(session *s, time_t start, const char *path, off_t bytes, char dir,
@@ -314,72 +309,6 @@ static int opts_mlst(session *s, const char *val)
 }
 
 /* ---- access control ------------------------------------------------------ */
-
-static int cmd_user(session *s, const char *arg)
-{
-    if (s->logged_in)
-        return reply(s, 530, "Can't change to another user.");
-    if (strlen(arg) >= sizeof(s->user)) {
-        s->have_user = false;
-        return reply(s, 530, "User name too long.");
-    }
-    snprintf(s->user, sizeof(s->user), "%s", arg);
-    s->have_user = true;
-    if (s->cfg->anonymous && auth_is_anonymous_name(arg))
-        return reply(s, 331, "Anonymous login ok, send your e-mail address as password.");
-    return reply(s, 331, "Please specify the password.");
-}
-
-static int login_failed(session *s, const char *why)
-{
-    s->login_failures++;
-    log_msg("%s: login failed for %s (%s)", s->peer_str, s->user, why);
-    s->have_user = false;
-    s->user[0] = '\0';
-    delay_ms(FTPD_LOGIN_FAIL_DELAY_MS);
-    if (s->login_failures >= FTPD_LOGIN_ATTEMPTS) {
-        reply(s, 421, "Too many failed logins; closing connection.");
-        return -1;
-    }
-    return reply(s, 530, "Login incorrect.");
-}
-
-static int cmd_pass(session *s, const char *arg)
-{
-    char home[PATH_MAX];
-    char dir[PATH_MAX * 2];
-    bool anon;
-
-    if (s->logged_in)
-        return reply(s, 230, "Already logged in.");
-    if (!s->have_user)
-        return reply(s, 503, "Login with USER first.");
-    if (arg == NULL)
-        arg = "";
-    anon = s->cfg->anonymous && auth_is_anonymous_name(s->user);
-    if (anon) {
-        home[0] = '\0';
-        snprintf(s->ident, sizeof(s->ident), "%s", arg[0] != '\0' ? arg : "anonymous");
-    } else if (auth_check(s->user, arg, home, sizeof(home)) < 0) {
-        return login_failed(s, "bad user or password");
-    }
-    if (home[0] != '\0')
-        snprintf(dir, sizeof(dir), "%s/%s", s->cfg->root, home);
-    else
-        snprintf(dir, sizeof(dir), "%s", s->cfg->root);
-    if (vfs_open_root(&s->fs, dir) < 0) {
-        log_msg("%s: login of %s: cannot open home %s: %s", s->peer_str, s->user, dir,
-                strerror(errno));
-        s->have_user = false;
-        return reply(s, 530, "Cannot open home directory.");
-    }
-    s->fs_open = true;
-    s->logged_in = true;
-    s->anonymous = anon;
-    s->can_write = !anon || s->cfg->anonymous_write;
-    log_msg("%s: login ok, user %s%s", s->peer_str, s->user, anon ? " (anonymous)" : "");
-    return reply(s, 230, "Login successful.");
-}
 
 static int cmd_acct(session *s, const char *arg)
 {
@@ -603,10 +532,10 @@ static int cmd_site(session *s, const char *arg)
             end++;
         if (*end == '\0')
             return reply(s, 501, "Usage: SITE CHMOD mode path.");
-        if (!s->can_write)
+        if (!s->can_modify)
             return reply(s, 550, "Permission denied.");
-        /* setuid/setgid bits never come from a client. */
-        if (vfs_chmod(&s->fs, end, (mode_t)(mode & 01777)) < 0)
+        /* vfs_chmod keeps only the permission bits. */
+        if (vfs_chmod(&s->fs, end, (mode_t)mode) < 0)
             return reply_errno(s, errno);
         return reply(s, 200, "SITE CHMOD command ok.");
     }
@@ -788,6 +717,10 @@ static int store(session *s, const char *arg, enum store_kind kind)
         return reply(s, 550, "Is a directory.");
     if (exists && !S_ISREG(st.st_mode))
         return reply(s, 550, "Not a regular file.");
+    /* A writer that may not modify adds new files only: no overwrite, and
+     * no resume into a file that is already there. */
+    if (!s->can_modify && (exists || rest > 0))
+        return reply(s, 550, "Permission denied: uploads may not replace existing files.");
     if (kind == STORE_APPE) {
         fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_APPEND, 0644);
         created = !exists;
@@ -810,7 +743,7 @@ static int store(session *s, const char *arg, enum store_kind kind)
          * be resumed with REST + STOR or APPE. */
         fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_EXCL, 0644);
         created = true;
-        if (fd < 0 && errno == EEXIST) {
+        if (fd < 0 && errno == EEXIST && s->can_modify) {
             fd = vfs_open_temp(&s->fs, arg, tmp, sizeof(tmp));
             use_temp = true;
             created = false;
@@ -1094,8 +1027,8 @@ static int cmd_help(session *s, const char *arg);
 /* ---- the table ------------------------------------------------------------ */
 
 static const command command_table[] = {
-    {"USER", cmd_user, F_PRE | F_ARG | F_TRIM, "USER name"},
-    {"PASS", cmd_pass, F_PRE, "PASS password"},
+    {"USER", login_cmd_user, F_PRE | F_ARG | F_TRIM, "USER name"},
+    {"PASS", login_cmd_pass, F_PRE, "PASS password"},
     {"ACCT", cmd_acct, 0, "ACCT account"},
     {"QUIT", cmd_quit, F_PRE, "QUIT"},
     {"REIN", cmd_rein, F_PRE, "REIN"},
@@ -1109,11 +1042,11 @@ static const command command_table[] = {
     {"XPWD", cmd_pwd, 0, "XPWD"},
     {"MKD", cmd_mkd, F_ARG | F_WRITE, "MKD path"},
     {"XMKD", cmd_mkd, F_ARG | F_WRITE, "XMKD path"},
-    {"RMD", cmd_rmd, F_ARG | F_WRITE, "RMD path"},
-    {"XRMD", cmd_rmd, F_ARG | F_WRITE, "XRMD path"},
-    {"DELE", cmd_dele, F_ARG | F_WRITE, "DELE path"},
-    {"RNFR", cmd_rnfr, F_ARG | F_WRITE, "RNFR path"},
-    {"RNTO", cmd_rnto, F_ARG | F_WRITE, "RNTO path"},
+    {"RMD", cmd_rmd, F_ARG | F_MODIFY, "RMD path"},
+    {"XRMD", cmd_rmd, F_ARG | F_MODIFY, "XRMD path"},
+    {"DELE", cmd_dele, F_ARG | F_MODIFY, "DELE path"},
+    {"RNFR", cmd_rnfr, F_ARG | F_MODIFY, "RNFR path"},
+    {"RNTO", cmd_rnto, F_ARG | F_MODIFY, "RNTO path"},
     {"TYPE", cmd_type, F_ARG | F_KEEPREST | F_TRIM, "TYPE A|I|L 8"},
     {"MODE", cmd_mode, F_ARG | F_KEEPREST | F_TRIM, "MODE S"},
     {"STRU", cmd_stru, F_ARG | F_KEEPREST | F_TRIM, "STRU F"},
@@ -1124,7 +1057,7 @@ static const command command_table[] = {
     {"RETR", cmd_retr, F_ARG, "RETR path"},
     {"STOR", cmd_stor, F_ARG | F_WRITE, "STOR path"},
     {"STOU", cmd_stou, F_WRITE, "STOU"},
-    {"APPE", cmd_appe, F_ARG | F_WRITE, "APPE path"},
+    {"APPE", cmd_appe, F_ARG | F_WRITE | F_MODIFY, "APPE path"},
     {"REST", cmd_rest, F_ARG | F_KEEPREST | F_TRIM, "REST offset"},
     {"ABOR", cmd_abor, F_PRE, "ABOR"},
     {"ALLO", cmd_allo, F_TRIM, "ALLO size"},
@@ -1236,6 +1169,8 @@ int commands_dispatch(session *s, const char *line)
     if ((c->flags & F_ARG) && (arg == NULL || *arg == '\0'))
         return reply(s, 501, "%s needs an argument.", c->name);
     if ((c->flags & F_WRITE) && !s->can_write)
+        return reply(s, 550, "Permission denied.");
+    if ((c->flags & F_MODIFY) && !s->can_modify)
         return reply(s, 550, "Permission denied.");
     rc = c->fn(s, arg);
     /* RNTO must follow RNFR at once (RFC 959). */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "netaddr.h"
+
 typedef struct ip_slot {
     unsigned char addr[16]; /* IPv4 addresses are stored v4-mapped */
     unsigned count;         /* 0 = free slot */
@@ -24,8 +26,10 @@ typedef struct limits_shm {
 } limits_shm;
 
 static limits_shm *shm;
+/* Set before any session starts, then only read (forked sessions inherit it). */
+static unsigned ipv6_prefix = 128;
 
-int connlimit_init(unsigned max_clients, unsigned max_per_ip)
+int connlimit_init(unsigned max_clients, unsigned max_per_ip, unsigned prefix6)
 {
     pthread_mutexattr_t attr;
     size_t size = sizeof(limits_shm) + (size_t)max_clients * sizeof(ip_slot);
@@ -35,6 +39,7 @@ int connlimit_init(unsigned max_clients, unsigned max_per_ip)
     if (p == MAP_FAILED)
         return -1;
     shm = p;
+    ipv6_prefix = prefix6;
     shm->max_clients = max_clients;
     shm->max_per_ip = max_per_ip;
     pthread_mutexattr_init(&attr);
@@ -46,14 +51,7 @@ int connlimit_init(unsigned max_clients, unsigned max_per_ip)
 
 static void key_of(const struct sockaddr *sa, unsigned char key[16])
 {
-    memset(key, 0, 16);
-    if (sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-    } else if (sa->sa_family == AF_INET) {
-        key[10] = 0xff;
-        key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    }
+    netaddr_key(sa, ipv6_prefix, key);
 }
 
 static ip_slot *find_slot(const unsigned char key[16], bool create)

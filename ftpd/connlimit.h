@@ -10,8 +10,9 @@
 
 #include <sys/socket.h>
 
-/* Set up the counters. Returns 0 or -1 with errno. */
-int connlimit_init(unsigned max_clients, unsigned max_per_ip);
+/* Set up the counters; an IPv6 client counts by its /prefix6 (see
+ * netaddr.h). Returns 0 or -1 with errno. */
+int connlimit_init(unsigned max_clients, unsigned max_per_ip, unsigned prefix6);
 
 /* Count a new session from addr. Returns 0, or -1 when a limit is reached
  * (nothing is counted then). */

@@ -23,7 +23,9 @@
 #include "connlimit.h"
 #include "defs.h"
 #include "log.h"
+#include "login.h"
 #include "session.h"
+#include "throttle.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
@@ -143,7 +145,12 @@ int main(int argc, char **argv)
                 which != NULL ? which : "?", strerror(errno));
         return EXIT_CONFIG;
     }
-    if (connlimit_init(cfg.max_clients, cfg.max_per_ip) < 0 ||
+    if (login_init(&cfg) < 0) {
+        fprintf(stderr, FTPD_NAME ": --root: %s: %s\n", cfg.root, strerror(errno));
+        return EXIT_CONFIG;
+    }
+    if (connlimit_init(cfg.max_clients, cfg.max_per_ip, cfg.ipv6_prefix) < 0 ||
+        throttle_init(cfg.max_login_fails, cfg.ban_time, cfg.ipv6_prefix) < 0 ||
         pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;

@@ -47,7 +47,8 @@
 #endif
 #endif
 
-static int path_openat2(int dirfd, const char *rel, int flags, mode_t mode)
+static int path_openat2_how(int dirfd, const char *rel, int flags, mode_t mode,
+                            uint64_t resolve)
 {
     struct open_how how;
     memset(&how, 0, sizeof how);
@@ -55,7 +56,7 @@ static int path_openat2(int dirfd, const char *rel, int flags, mode_t mode)
     /* The kernel insists on mode 0 unless a file may be created. */
     if (flags & (O_CREAT | O_TMPFILE))
         how.mode = mode;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     for (int i = 0; i < PATH_RESOLVE_TRIES; i++) {
         long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
         if (fd >= 0)
@@ -64,6 +65,22 @@ static int path_openat2(int dirfd, const char *rel, int flags, mode_t mode)
             return -1;
     }
     return -1;
+}
+
+static int path_openat2(int dirfd, const char *rel, int flags, mode_t mode)
+{
+    return path_openat2_how(dirfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+}
+
+/* A name a client may give to a new file or directory. CR and LF would make
+ * it vanish from every line-based listing and reply. */
+static int path_new_name_ok(const char *name)
+{
+    if (strpbrk(name, "\r\n") != NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
 }
 
 /* The name to hand to openat2 for a normalised virtual path. */
@@ -154,6 +171,8 @@ static int path_open_norm(const vfs *v, const char *path, int flags, mode_t mode
     char norm[VFS_PATH_MAX];
     if (vfs_normalize(v, path, norm, sizeof norm) < 0)
         return -1;
+    if ((flags & O_CREAT) && path_new_name_ok(strrchr(norm, '/') + 1) < 0)
+        return -1;
     return path_openat2(v->root_fd, path_relative(norm), flags, mode);
 }
 
@@ -190,6 +209,22 @@ static int path_open_parent(const vfs *v, const char *path, char name[NAME_MAX +
 int vfs_open_root(vfs *v, const char *root_dir)
 {
     int fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    v->root_fd = fd;
+    v->cwd[0] = '/';
+    v->cwd[1] = '\0';
+    return 0;
+}
+
+int vfs_open_home(vfs *v, int root_fd, const char *home)
+{
+    /* No symlink anywhere on the way, not even one that stays beneath the
+     * root: a home is a plain directory path, and a link in it could be
+     * swapped by anyone who may write its parent. */
+    int fd = path_openat2_how(root_fd, home == NULL || home[0] == '\0' ? "." : home,
+                              O_PATH | O_DIRECTORY, 0,
+                              RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS);
     if (fd < 0)
         return -1;
     v->root_fd = fd;
@@ -306,6 +341,10 @@ int vfs_mkdir(const vfs *v, const char *path, mode_t mode)
 {
     char name[NAME_MAX + 1];
     int dfd = path_open_parent(v, path, name, NULL);
+    if (dfd >= 0 && path_new_name_ok(name) < 0) {
+        close(dfd);
+        return -1;
+    }
     if (dfd < 0) {
         /* "MKD /": the root exists. */
         if (errno == EINVAL && path != NULL && path[0] != '\0')
@@ -352,7 +391,7 @@ int vfs_rename(const vfs *v, const char *from, const char *to)
     if (from_fd < 0)
         return -1;
     to_fd = path_open_parent(v, to, to_name, NULL);
-    if (to_fd < 0)
+    if (to_fd < 0 || path_new_name_ok(to_name) < 0)
         goto out;
     /* renameat acts on the names themselves: a symlink is moved, never the
      * file it points to, and both parents are beneath the root. */

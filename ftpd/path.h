@@ -13,8 +13,8 @@
  * All functions return 0 (or a descriptor) on success and -1 with errno on
  * failure. errno values the FTP layer maps to replies: ENOENT, ENOTDIR,
  * EISDIR, EEXIST, ENOTEMPTY, EACCES/EPERM, EXDEV (a path or symlink that
- * would leave the root), ENAMETOOLONG, EINVAL (NUL byte, empty name, or an
- * operation on "/" itself such as RMD /).
+ * would leave the root), ENAMETOOLONG, EINVAL (NUL byte, empty name, a new
+ * name with CR or LF, or an operation on "/" itself such as RMD /).
  */
 #ifndef FTPD_PATH_H
 #define FTPD_PATH_H
@@ -33,6 +33,11 @@ typedef struct vfs {
 
 /* Open root_dir (a real path) as the session root; cwd becomes "/". */
 int vfs_open_root(vfs *v, const char *root_dir);
+/* Open a user's home, a path relative to the directory root_fd, as the
+ * session root: beneath root_fd and through no symlink at all (ELOOP), so
+ * a home can never lead outside the served tree, whoever changed it.
+ * "" is root_fd itself. Resolved anew at each call. */
+int vfs_open_home(vfs *v, int root_fd, const char *home);
 /* Same, but from an already open directory descriptor (duplicated). */
 int vfs_open_root_fd(vfs *v, int dir_fd);
 void vfs_close(vfs *v);

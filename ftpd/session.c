@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "connlimit.h"
 #include "log.h"
+#include "throttle.h"
 #include "transfer.h"
 
 #define TELNET_IAC 255
@@ -69,7 +70,9 @@ static int send_line(session *s, const char *prefix, const char *fmt, va_list ap
 static int send_line(session *s, const char *prefix, const char *fmt, va_list ap)
 {
     char buf[FTPD_REPLY_MAX];
+    char out[2 * FTPD_REPLY_MAX];
     size_t n = (size_t)snprintf(buf, sizeof(buf), "%s", prefix);
+    size_t o = 0;
     int k;
 
     k = vsnprintf(buf + n, sizeof(buf) - n - 2, fmt, ap);
@@ -79,9 +82,17 @@ static int send_line(session *s, const char *prefix, const char *fmt, va_list ap
         k = (int)(sizeof(buf) - n - 3);
     scrub(buf + n, (size_t)k);
     n += (size_t)k;
-    buf[n++] = '\r';
-    buf[n++] = '\n';
-    return ss_write(s->req, buf, n) < 0 ? -1 : 0;
+    /* The control connection is a telnet stream (RFC 959, RFC 854): a 0xff
+     * byte in a name must go out as IAC IAC, or the client reads it as a
+     * telnet command and loses what follows. */
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)buf[i] == TELNET_IAC)
+            out[o++] = (char)TELNET_IAC;
+        out[o++] = buf[i];
+    }
+    out[o++] = '\r';
+    out[o++] = '\n';
+    return ss_write(s->req, out, o) < 0 ? -1 : 0;
 }
 
 int reply(session *s, int code, const char *fmt, ...)
@@ -157,6 +168,14 @@ static size_t strip_telnet(char *p, size_t n)
         }
     }
     return out;
+}
+
+long long session_now_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static long ms_since(const struct timespec *start)
@@ -281,6 +300,9 @@ void session_reset(session *s)
     s->logged_in = false;
     s->anonymous = false;
     s->can_write = false;
+    s->can_modify = false;
+    /* Logged out (a new session, or REIN): log in again within the limit. */
+    s->login_deadline_ms = session_now_ms() + (long long)s->cfg->login_timeout * 1000;
     s->user[0] = '\0';
     s->ident[0] = '\0';
     s->type = 'A';
@@ -350,7 +372,8 @@ static int session_setup(ss_request *req)
      * Python's ftplib sending ABOR itself as urgent) stays in the stream. */
     setsockopt(s->ctrl_fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
     setsockopt(s->ctrl_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    ss_request_set_timeout(req, (double)g_cfg->idle_timeout);
+    /* Until a login, no single read or write may outlast the login limit. */
+    ss_request_set_timeout(req, (double)g_cfg->login_timeout);
     session_reset(s);
 
     ss_request_set_user(req, s);
@@ -372,35 +395,88 @@ static int session_setup(ss_request *req)
     return 0;
 }
 
+/* How long the next wait for a command may last: the idle timeout, cut
+ * short by the login deadline before a login and by an unused passive
+ * listener's deadline. */
+static long long command_wait_ms(const session *s)
+{
+    long long now = session_now_ms();
+    long long wait = (long long)s->cfg->idle_timeout * 1000;
+
+    if (!s->logged_in && s->login_deadline_ms - now < wait)
+        wait = s->login_deadline_ms - now;
+    if (s->pasv_fd >= 0 && s->pasv_deadline_ms - now < wait)
+        wait = s->pasv_deadline_ms - now;
+    return wait < 0 ? 0 : wait;
+}
+
+/* A wait for a command ended without one: close an expired passive
+ * listener (and wait on), or end the session at the login deadline or the
+ * idle timeout. Returns true to go on. */
+static bool command_wait_expired(session *s)
+{
+    long long now = session_now_ms();
+
+    if (s->pasv_fd >= 0 && now >= s->pasv_deadline_ms) {
+        log_msg("%s: passive listener unused for %u s, closed", s->peer_str,
+                s->cfg->data_timeout);
+        xfer_forget(s);
+        if (s->logged_in || now < s->login_deadline_ms)
+            return true;
+    }
+    if (!s->logged_in && now >= s->login_deadline_ms) {
+        reply(s, 421, "Login timeout: closing control connection.");
+        log_msg("%s: no login within %u s", s->peer_str, s->cfg->login_timeout);
+        return false;
+    }
+    reply(s, 421, "Timeout: closing control connection.");
+    log_msg("%s: idle timeout", s->peer_str);
+    return false;
+}
+
 static int session_handle(ss_request *req)
 {
     session *s = ss_request_user(req);
-    int idle_ms = (int)s->cfg->idle_timeout * 1000;
 
     if (s->refused) {
         log_msg("%s: refused, too many connections", s->peer_str);
         reply(s, 421, "Too many connections.");
         return SS_OK;
     }
+    if (throttle_banned((const struct sockaddr *)&s->peer, NULL)) {
+        log_msg("%s: refused, address banned after failed logins", s->peer_str);
+        reply(s, 421, "Too many failed logins; try again later.");
+        return SS_OK;
+    }
     /* Bounded: every turn either serves a line or ends the session; the
-     * idle timeout ends a silent client. */
+     * idle timeout ends a silent client, the login deadline one that never
+     * logs in, whatever it sends meanwhile. */
     if (reply(s, 220, FTPD_NAME " " FTPD_VERSION " ready.") < 0)
         return SS_OK;
     while (!s->quit) {
+        bool was_logged_in = s->logged_in;
         int r;
 
-        if (s->have_pending) {
+        if (!s->logged_in && session_now_ms() >= s->login_deadline_ms) {
+            /* Checked before every command, so a client that keeps talking
+             * is held to the deadline as well as one that keeps silent. */
+            r = READ_TIMEOUT;
+        } else if (s->have_pending) {
             s->have_pending = false;
             memcpy(s->line, s->pending, sizeof(s->line));
             r = READ_LINE;
         } else {
-            r = session_read_line(s, idle_ms);
+            r = session_read_line(s, (int)command_wait_ms(s));
         }
         switch (r) {
         case READ_LINE:
             memcpy(s->cmd, s->line, sizeof(s->cmd));
             if (commands_dispatch(s, s->cmd) < 0)
                 s->quit = true;
+            /* Logged in (or out, by REIN): the I/O limit follows. */
+            if (s->logged_in != was_logged_in)
+                ss_request_set_timeout(req, s->logged_in ? (double)s->cfg->idle_timeout
+                                                         : (double)s->cfg->login_timeout);
             break;
         case READ_TOO_LONG:
             reply(s, 500, "Line too long.");
@@ -409,9 +485,8 @@ static int session_handle(ss_request *req)
             reply(s, 501, "NUL byte in command.");
             break;
         case READ_TIMEOUT:
-            reply(s, 421, "Timeout: closing control connection.");
-            log_msg("%s: idle timeout", s->peer_str);
-            s->quit = true;
+            if (!command_wait_expired(s))
+                s->quit = true;
             break;
         case READ_SHUTDOWN:
             reply(s, 421, "Server shutting down.");

@@ -54,7 +54,9 @@ typedef struct session {
     bool have_user;
     bool logged_in;
     bool anonymous;
-    bool can_write;
+    bool can_write;                /* may upload new files and make folders */
+    bool can_modify;               /* may also overwrite, append, rename, delete, chmod */
+    long long login_deadline_ms;   /* monotonic ms: log in by then or be closed */
     char user[FTPD_USER_MAX];
     char ident[FTPD_USER_MAX];     /* anonymous password, for the xferlog */
     int login_failures;
@@ -67,6 +69,7 @@ typedef struct session {
     bool epsv_all;
     data_mode dmode;
     int pasv_fd;
+    long long pasv_deadline_ms;    /* monotonic ms: an unused pasv_fd closes then */
     struct sockaddr_storage port_addr;
     socklen_t port_len;
     const char *hash_algo;
@@ -131,6 +134,9 @@ int reply(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
 /* Multi-line: "code-text", then " text" lines, then reply(code, ...). */
 int reply_begin(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
 int reply_line(session *s, const char *fmt, ...) SS_PRINTF(2, 3);
+
+/* The monotonic clock in milliseconds (for the session's deadlines). */
+long long session_now_ms(void);
 
 /* Forget login, vfs and transfer parameters (REIN, end of session). */
 void session_reset(session *s);

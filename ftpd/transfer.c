@@ -141,6 +141,8 @@ static int pasv_listen(session *s)
                 break;
             s->pasv_fd = fd;
             s->dmode = DATA_PASV;
+            /* Unused, the port is given back after the data timeout. */
+            s->pasv_deadline_ms = session_now_ms() + (long long)s->cfg->data_timeout * 1000;
             return (int)get_port(&addr);
         }
         if (errno != EADDRINUSE)

@@ -40,7 +40,7 @@ class FullDiskTest(T.ServerTestCase):
     user = None
     users = None
     anonymous = True
-    server_args = ("--anonymous-write",)
+    server_args = ("--anonymous-modify",)
 
     @classmethod
     def make_tree(cls, root):

@@ -1,0 +1,171 @@
+/*
+ * login.c - access control: USER and PASS, the session's root, bans.
+ */
+#include "login.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "throttle.h"
+
+static int root_fd = -1;
+
+int login_init(const ftpd_config *cfg)
+{
+    root_fd = open(cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return root_fd < 0 ? -1 : 0;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep until the monotonic clock reads at_ms. */
+static void sleep_until(long long at_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(at_ms / 1000), .tv_nsec = (at_ms % 1000) * 1000000L};
+
+    /* Bounded: each turn sleeps towards a fixed absolute time. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        continue;
+}
+
+/* Client text as log data: in double quotes, with '"' and '\' escaped
+ * (log_msg replaces control characters). */
+static void quote_data(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+
+    if (size < 3)
+        return;
+    out[o++] = '"';
+    for (; *in != '\0' && o + 3 < size; in++) {
+        if (*in == '"' || *in == '\\')
+            out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+int login_cmd_user(session *s, const char *arg)
+{
+    if (s->logged_in)
+        return reply(s, 530, "Can't change to another user.");
+    if (strlen(arg) >= sizeof(s->user)) {
+        s->have_user = false;
+        return reply(s, 530, "User name too long.");
+    }
+    snprintf(s->user, sizeof(s->user), "%s", arg);
+    s->have_user = true;
+    if (s->cfg->anonymous && auth_is_anonymous_name(arg))
+        return reply(s, 331, "Anonymous login ok, send your e-mail address as password.");
+    return reply(s, 331, "Please specify the password.");
+}
+
+/* A failed PASS, answered at the session's fixed moment after it arrived:
+ * 530, or 421 and the end of the session once the session's attempts are
+ * used up or a ban starts. why goes to the log only. */
+static int login_failed(session *s, long long started_ms, const char *why)
+{
+    int bans;
+    long long took = mono_ms() - started_ms;
+
+    s->login_failures++;
+    bans = throttle_done((const struct sockaddr *)&s->peer, s->user, false);
+    log_msg("%s: login failed for %s (%s)", s->peer_str, s->user, why);
+    if (bans & THROTTLE_BAN_ADDR)
+        log_msg("%s: address banned for %u s after %u failed logins", s->peer_str,
+                s->cfg->ban_time, s->cfg->max_login_fails);
+    if (bans & THROTTLE_BAN_NAME)
+        log_msg("%s: account %s banned for %u s after %u failed logins", s->peer_str, s->user,
+                s->cfg->ban_time, s->cfg->max_login_fails);
+    if (took > FTPD_LOGIN_FAIL_DELAY_MS)
+        log_msg("%s: checking the login of %s took %lld ms, more than the %d ms every failure "
+                "waits: its timing can be told apart", s->peer_str, s->user, took,
+                FTPD_LOGIN_FAIL_DELAY_MS);
+    s->have_user = false;
+    s->user[0] = '\0';
+    sleep_until(started_ms + FTPD_LOGIN_FAIL_DELAY_MS);
+    if (bans != 0) {
+        reply(s, 421, "Too many failed logins; try again later.");
+        return -1;
+    }
+    if (s->login_failures >= FTPD_LOGIN_ATTEMPTS) {
+        reply(s, 421, "Too many failed logins; closing connection.");
+        return -1;
+    }
+    return reply(s, 530, "Login incorrect.");
+}
+
+static int login_anonymous(session *s, const char *password)
+{
+    char quoted[2 * FTPD_USER_MAX + 3];
+
+    snprintf(s->ident, sizeof(s->ident), "%s", password[0] != '\0' ? password : "anonymous");
+    if (vfs_open_home(&s->fs, root_fd, "") < 0) {
+        log_msg("%s: anonymous login: cannot open the root: %s", s->peer_str, strerror(errno));
+        s->have_user = false;
+        reply(s, 421, "Service not available.");
+        return -1;
+    }
+    s->fs_open = true;
+    s->logged_in = true;
+    s->anonymous = true;
+    s->can_write = s->cfg->anonymous_write;
+    s->can_modify = s->cfg->anonymous_modify;
+    quote_data(s->ident, quoted, sizeof(quoted));
+    log_msg("%s: login ok, anonymous (as %s), password %s", s->peer_str, s->user, quoted);
+    return reply(s, 230, "Login successful.");
+}
+
+int login_cmd_pass(session *s, const char *arg)
+{
+    long long started = mono_ms();
+    char home[PATH_MAX];
+
+    if (s->logged_in)
+        return reply(s, 230, "Already logged in.");
+    if (!s->have_user)
+        return reply(s, 503, "Login with USER first.");
+    if (arg == NULL)
+        arg = "";
+    if (s->cfg->anonymous && auth_is_anonymous_name(s->user))
+        return login_anonymous(s, arg);
+    if (!throttle_attempt((const struct sockaddr *)&s->peer, s->user)) {
+        log_msg("%s: login of %s refused: banned after failed logins", s->peer_str, s->user);
+        sleep_until(started + FTPD_LOGIN_FAIL_DELAY_MS);
+        reply(s, 421, "Too many failed logins; try again later.");
+        return -1;
+    }
+    if (auth_check(s->user, arg, home, sizeof(home)) < 0)
+        return login_failed(s, started, "bad user or password");
+    /* Resolved at every login, beneath the root and through no symlink: a
+     * home changed since the start (or since the last login) cannot lead
+     * out. A home that cannot be opened so fails like a wrong password. */
+    if (vfs_open_home(&s->fs, root_fd, home) < 0) {
+        char why[PATH_MAX + 64];
+
+        snprintf(why, sizeof(why), "home '%s' cannot be opened confined: %s", home,
+                 strerror(errno));
+        return login_failed(s, started, why);
+    }
+    throttle_done((const struct sockaddr *)&s->peer, s->user, true);
+    s->fs_open = true;
+    s->logged_in = true;
+    s->anonymous = false;
+    s->can_write = true;
+    s->can_modify = true;
+    log_msg("%s: login ok, user %s", s->peer_str, s->user);
+    return reply(s, 230, "Login successful.");
+}
