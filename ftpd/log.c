@@ -162,6 +162,25 @@ static void field(char *out, size_t size, const char *in)
     }
 }
 
+void log_quote(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+
+    if (size < 3) {
+        if (size > 0)
+            out[0] = '\0';
+        return;
+    }
+    out[o++] = '"';
+    for (; *in != '\0' && o + 3 < size; in++) {
+        if (*in == '"' || *in == '\\')
+            out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
 void log_xfer(const log_xfer_info *x)
 {
     char line[LOG_LINE_MAX];
@@ -171,7 +190,18 @@ void log_xfer(const log_xfer_info *x)
     long secs = (long)(now - x->start);
     int k;
 
-    log_msg("%s: %s %s %s, %lld bytes, %s, %s", x->host, x->user,
+    char who[2 * 128 + 32];
+    char quoted[2 * 128 + 3];
+
+    /* An anonymous password is whatever the client typed: never let it pass
+     * for a user name. */
+    if (x->anonymous) {
+        log_quote(x->user, quoted, sizeof(quoted));
+        snprintf(who, sizeof(who), "anonymous (password %s)", quoted);
+    } else {
+        snprintf(who, sizeof(who), "user %s", x->user);
+    }
+    log_msg("%s: %s %s %s, %lld bytes, %s, %s", x->host, who,
             x->direction == 'o' ? "download" : "upload", x->path, (long long)x->bytes,
             x->ascii ? "ascii" : "binary", x->complete ? "complete" : "incomplete");
     localtime_r(&now, &tm);

@@ -27,6 +27,10 @@ void log_request_reopen(void);
  * characters in the message are replaced, so a line stays one line. */
 void log_msg(const char *fmt, ...) SS_PRINTF(1, 2);
 
+/* Client text as a log field: in double quotes, '"' and '\' escaped with
+ * '\' (cut to fit size). */
+void log_quote(const char *in, char *out, size_t size);
+
 /* One transfer, for both logs. */
 typedef struct log_xfer_info {
     time_t start;             /* when the transfer began */
@@ -36,7 +40,8 @@ typedef struct log_xfer_info {
     bool ascii;               /* TYPE A */
     char direction;           /* 'o' download, 'i' upload */
     bool anonymous;
-    const char *user;         /* login name (anonymous: the password given) */
+    const char *user;         /* login name (anonymous: the password given,
+                                 logged as such) */
     bool complete;
 } log_xfer_info;
 

@@ -40,24 +40,6 @@ static void sleep_until(long long at_ms)
         continue;
 }
 
-/* Client text as log data: in double quotes, with '"' and '\' escaped
- * (log_msg replaces control characters). */
-static void quote_data(const char *in, char *out, size_t size)
-{
-    size_t o = 0;
-
-    if (size < 3)
-        return;
-    out[o++] = '"';
-    for (; *in != '\0' && o + 3 < size; in++) {
-        if (*in == '"' || *in == '\\')
-            out[o++] = '\\';
-        out[o++] = *in;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-}
-
 int login_cmd_user(session *s, const char *arg)
 {
     if (s->logged_in)
@@ -124,7 +106,7 @@ static int login_anonymous(session *s, const char *password)
     s->anonymous = true;
     s->can_write = s->cfg->anonymous_write;
     s->can_modify = s->cfg->anonymous_modify;
-    quote_data(s->ident, quoted, sizeof(quoted));
+    log_quote(s->ident, quoted, sizeof(quoted));
     log_msg("%s: login ok, anonymous (as %s), password %s", s->peer_str, s->user, quoted);
     return reply(s, 230, "Login successful.");
 }
