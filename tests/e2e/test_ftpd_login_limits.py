@@ -92,6 +92,10 @@ class LoginTimeoutTest(T.ServerTestCase):
         self.assertEqual(c.cmd("NOOP").code, 200)
 
 
+class LoginTimeoutForkingTest(LoginTimeoutTest):
+    server_args = ("--login-timeout", "2", "--mode", "forking")
+
+
 class LoginTimingTest(T.ServerTestCase):
     users = None
     server_args = ("--max-login-fails", "0")
@@ -234,6 +238,10 @@ class BruteForceTest(T.ServerTestCase):
             self.assertEqual(c.cmd("PASS wonderland", tmo=T.timeout(10)).code, 421)
         with T.Ctl(self.server, source="127.0.0.2") as c:
             c.login("bob", "builder")
+
+
+class BruteForceForkingTest(BruteForceTest):
+    server_args = ("--max-login-fails", "5", "--ban-time", "60", "--mode", "forking")
 
 
 class AccountGuessingFromManyAddressesTest(T.ServerTestCase):
