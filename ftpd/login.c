@@ -67,15 +67,15 @@ static int login_failed(session *s, long long started_ms, const char *why)
     bans = throttle_done((const struct sockaddr *)&s->peer, s->user, false);
     log_msg("%s: login failed for %s (%s)", s->peer_str, s->user, why);
     if (bans & THROTTLE_BAN_ADDR)
-        log_msg("%s: address banned for %u s after %u failed logins", s->peer_str,
-                s->cfg->ban_time, s->cfg->max_login_fails);
+        log_msg("%s: address banned for %u s after %u failed logins", s->peer_str, s->cfg->ban_time,
+                s->cfg->max_login_fails);
     if (bans & THROTTLE_BAN_NAME)
         log_msg("%s: account %s banned for %u s after %u failed logins", s->peer_str, s->user,
                 s->cfg->ban_time, s->cfg->max_login_fails);
     if (took > FTPD_LOGIN_FAIL_DELAY_MS)
         log_msg("%s: checking the login of %s took %lld ms, more than the %d ms every failure "
-                "waits: its timing can be told apart", s->peer_str, s->user, took,
-                FTPD_LOGIN_FAIL_DELAY_MS);
+                "waits: its timing can be told apart",
+                s->peer_str, s->user, took, FTPD_LOGIN_FAIL_DELAY_MS);
     s->have_user = false;
     s->user[0] = '\0';
     sleep_until(started_ms + FTPD_LOGIN_FAIL_DELAY_MS);

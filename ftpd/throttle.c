@@ -18,9 +18,9 @@ typedef struct entry {
     unsigned char kind;
     char key[FTPD_USER_MAX]; /* 16 address bytes, or a NUL-terminated name */
     unsigned fails;
-    long long window_start;  /* monotonic seconds of the first counted failure */
-    long long banned_until;  /* 0 = not banned */
-    long long last;          /* last use, for reuse of the idlest entry */
+    long long window_start; /* monotonic seconds of the first counted failure */
+    long long banned_until; /* 0 = not banned */
+    long long last;         /* last use, for reuse of the idlest entry */
 } entry;
 
 typedef struct table {
@@ -126,8 +126,7 @@ static entry *find(int kind, const char key[FTPD_USER_MAX], bool create, long lo
     return reuse;
 }
 
-static bool banned_locked(int kind, const struct sockaddr *addr, const char *name,
-                          long long now)
+static bool banned_locked(int kind, const struct sockaddr *addr, const char *name, long long now)
 {
     char key[FTPD_USER_MAX];
     entry *x;
@@ -178,8 +177,7 @@ static bool take(int kind, const struct sockaddr *addr, const char *name, long l
 /* Settle an attempt taken from an entry: a success gives it back (name:
  * clears the budget); a failure stays counted, and the last one of the
  * budget starts a ban. Returns true if a ban starts. */
-static bool settle(int kind, const struct sockaddr *addr, const char *name, bool ok,
-                   long long now)
+static bool settle(int kind, const struct sockaddr *addr, const char *name, bool ok, long long now)
 {
     char key[FTPD_USER_MAX];
     entry *x;
