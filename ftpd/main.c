@@ -84,12 +84,13 @@ static int install_signals(void)
 
 /* --run-as: once the port is bound and the logs are open, give up root for
  * good and serve as an ordinary user, so a flaw in a session cannot act
- * with more rights than that user has. The log files are handed to the
- * user first, so SIGHUP can reopen them. */
+ * with more rights than that user has. The open log files are handed to
+ * the user first, by descriptor, so it may reopen them on SIGHUP. */
 static int drop_privileges(const ftpd_config *cfg)
 {
     struct passwd pw, *found = NULL;
     char buf[4096];
+    const char *which = "?";
 
     if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
         fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
@@ -106,10 +107,8 @@ static int drop_privileges(const ftpd_config *cfg)
                 cfg->run_as);
         return -1;
     }
-    if (cfg->log[0] != '\0' && chown(cfg->log, pw.pw_uid, pw.pw_gid) < 0)
-        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->log, strerror(errno));
-    if (cfg->xferlog[0] != '\0' && chown(cfg->xferlog, pw.pw_uid, pw.pw_gid) < 0)
-        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->xferlog, strerror(errno));
+    if (log_hand_over(pw.pw_uid, pw.pw_gid, &which) < 0)
+        fprintf(stderr, FTPD_NAME ": --run-as: fchown %s: %s\n", which, strerror(errno));
     if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 ||
         setuid(pw.pw_uid) < 0) {
         fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
@@ -128,6 +127,7 @@ int main(int argc, char **argv)
     ss_options opt;
     char addr[sizeof(cfg.listen) + 64];
     const char *which = NULL;
+    char why[256];
     int rc;
 
     rc = config_parse_args(&cfg, argc, argv);
@@ -137,10 +137,10 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     if (auth_load(cfg.users) < 0)
         return EXIT_CONFIG;
-    if (log_open(cfg.log, cfg.xferlog, &which) < 0) {
+    if (log_open(cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
         fprintf(stderr, FTPD_NAME ": --%s: %s: %s\n",
                 which != NULL && strcmp(which, cfg.log) == 0 ? "log" : "xferlog",
-                which != NULL ? which : "?", strerror(errno));
+                which != NULL ? which : "?", why);
         return EXIT_CONFIG;
     }
     if (connlimit_init(cfg.max_clients, cfg.max_per_ip) < 0 ||
