@@ -23,6 +23,7 @@
 #include "connlimit.h"
 #include "defs.h"
 #include "log.h"
+#include "secfile.h"
 #include "session.h"
 
 #define EXIT_CONFIG 2
@@ -82,6 +83,61 @@ static int install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* One file root is about to open for the --run-as user: refuse it (one
+ * line naming the option) unless it is out of that user's reach. */
+static int check_root_file(const secfile_user *u, const char *option, const char *path,
+                           enum secfile_use use)
+{
+    char why[PATH_MAX + 256];
+
+    if (path[0] == '\0' || secfile_check(path, u, use, why, sizeof(why)) == 0)
+        return 0;
+    fprintf(stderr, FTPD_NAME ": %s: %s: %s\n", option, path, why);
+    return -1;
+}
+
+/* Started as root with --run-as, every file read or opened before the drop
+ * must be out of that user's reach, or the user could steer root to a file
+ * of its choosing (see secfile.h). The config files were already read -
+ * --run-as may come from one of them - but nothing has been done with
+ * their settings yet. */
+static int check_root_files(const ftpd_config *cfg, int argc, char **argv)
+{
+    secfile_user u;
+    int rc = -1;
+
+    if (cfg->run_as[0] == '\0' || geteuid() != 0)
+        return 0;
+    if (secfile_user_init(&u, cfg->run_as) < 0) {
+        if (errno == ENOENT)
+            fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+        else
+            fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
+        return -1;
+    }
+    /* Root as the run-as user is refused by drop_privileges. */
+    if (u.uid == 0) {
+        rc = 0;
+        goto out;
+    }
+    /* The same "-c FILE" pairs config_parse_args reads, wherever they stand. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-c") != 0 && strcmp(argv[i], "--config") != 0)
+            continue;
+        i++;
+        if (check_root_file(&u, "-c", argv[i], SECFILE_READ) < 0)
+            goto out;
+    }
+    if (check_root_file(&u, "--users", cfg->users, SECFILE_READ) < 0 ||
+        check_root_file(&u, "--log", cfg->log, SECFILE_HAND_OVER) < 0 ||
+        check_root_file(&u, "--xferlog", cfg->xferlog, SECFILE_HAND_OVER) < 0)
+        goto out;
+    rc = 0;
+out:
+    secfile_user_free(&u);
+    return rc;
+}
+
 /* --run-as: once the port is bound and the logs are open, give up root for
  * good and serve as an ordinary user, so a flaw in a session cannot act
  * with more rights than that user has. The open log files are handed to
@@ -134,6 +190,8 @@ int main(int argc, char **argv)
     if (rc == CONFIG_EXIT_OK)
         return 0;
     if (rc < 0)
+        return EXIT_CONFIG;
+    if (check_root_files(&cfg, argc, argv) < 0)
         return EXIT_CONFIG;
     if (auth_load(cfg.users) < 0)
         return EXIT_CONFIG;
