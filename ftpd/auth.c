@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "defs.h"
+#include "secfile.h"
 
 typedef struct account {
     char *name;
@@ -149,14 +150,15 @@ int auth_load(const char *path)
 {
     FILE *f;
     char line[FTPD_CONF_LINE_MAX];
+    char why[256];
     unsigned lineno = 0;
     int rc = -1;
 
     if (path == NULL || *path == '\0')
         return 0;
-    f = fopen(path, "r");
+    f = secfile_fopen(path, why, sizeof(why));
     if (f == NULL) {
-        fprintf(stderr, FTPD_NAME ": --users: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, FTPD_NAME ": --users: %s: %s\n", path, why);
         return -1;
     }
     while (fgets(line, sizeof(line), f) != NULL) {

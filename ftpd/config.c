@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "defs.h"
+#include "secfile.h"
 
 enum opt_kind {
     OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4
@@ -283,14 +284,14 @@ static char *trim(char *s)
 
 static int load_file(ftpd_config *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char line[FTPD_CONF_LINE_MAX];
     char err[256];
+    FILE *f = secfile_fopen(path, err, sizeof(err));
+    char line[FTPD_CONF_LINE_MAX];
     unsigned lineno = 0;
     int rc = -1;
 
     if (f == NULL) {
-        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(errno));
+        fprintf(stderr, FTPD_NAME ": -c: %s: %s\n", path, err);
         return -1;
     }
     while (fgets(line, sizeof(line), f) != NULL) {

@@ -13,7 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "secfile.h"
+
 #define LOG_LINE_MAX 2048
+/* Mode of a log file the server creates. */
+#define LOG_MODE 0640
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static int log_fd = STDERR_FILENO;
@@ -24,17 +28,13 @@ static char xfer_path_buf[PATH_MAX];
  * in a signal handler and free of data races between threads. */
 static atomic_int reopen_wanted;
 
-static int open_append(const char *path)
-{
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-}
-
-int log_open(const char *log_path, const char *xferlog_path, const char **which)
+int log_open(const char *log_path, const char *xferlog_path, const char **which, char *why,
+             size_t size)
 {
     int fd;
 
     if (log_path != NULL && *log_path != '\0') {
-        fd = open_append(log_path);
+        fd = secfile_open_append(log_path, LOG_MODE, why, size);
         if (fd < 0) {
             *which = log_path;
             return -1;
@@ -43,7 +43,7 @@ int log_open(const char *log_path, const char *xferlog_path, const char **which)
         snprintf(log_path_buf, sizeof(log_path_buf), "%s", log_path);
     }
     if (xferlog_path != NULL && *xferlog_path != '\0') {
-        fd = open_append(xferlog_path);
+        fd = secfile_open_append(xferlog_path, LOG_MODE, why, size);
         if (fd < 0) {
             *which = xferlog_path;
             return -1;
@@ -52,6 +52,27 @@ int log_open(const char *log_path, const char *xferlog_path, const char **which)
         snprintf(xfer_path_buf, sizeof(xfer_path_buf), "%s", xferlog_path);
     }
     return 0;
+}
+
+int log_hand_over(uid_t uid, gid_t gid, const char **which)
+{
+    int rc = 0, err = 0;
+
+    /* By descriptor: the file root opened is the one given away, whatever
+     * its name means by now. */
+    if (log_fd != STDERR_FILENO && log_fd >= 0 && fchown(log_fd, uid, gid) < 0) {
+        err = errno;
+        *which = log_path_buf;
+        rc = -1;
+    }
+    if (xfer_fd >= 0 && fchown(xfer_fd, uid, gid) < 0 && rc == 0) {
+        err = errno;
+        *which = xfer_path_buf;
+        rc = -1;
+    }
+    if (rc < 0)
+        errno = err;
+    return rc;
 }
 
 void log_close(void)
@@ -71,17 +92,25 @@ void log_request_reopen(void)
     atomic_store(&reopen_wanted, 1);
 }
 
+/* A session log line from inside the lock (log_msg would take it again). */
+static void note_locked(const char *fmt, ...) SS_PRINTF(1, 2);
+
 /* Swap in a fresh descriptor; keep the old one if the file cannot be opened,
- * so a failed rotation loses no lines. */
+ * so a failed rotation loses no lines. After --run-as this runs as that
+ * user, which can create a file only where it may write: in a directory
+ * closed to it, the rotation must leave a file behind for it to open. */
 static void reopen_one(int *fdp, const char *path)
 {
+    char why[256];
     int fd;
 
     if (path[0] == '\0' || *fdp < 0)
         return;
-    fd = open_append(path);
-    if (fd < 0)
+    fd = secfile_open_append(path, LOG_MODE, why, sizeof(why));
+    if (fd < 0) {
+        note_locked("log: cannot reopen %s: %s; still writing to the old file", path, why);
         return;
+    }
     close(*fdp);
     *fdp = fd;
 }
@@ -116,29 +145,52 @@ static void scrub(char *s, size_t n)
             s[i] = '?';
 }
 
-void log_msg(const char *fmt, ...)
+/* One session log line into line (LOG_LINE_MAX bytes); returns its length,
+ * newline included. */
+static size_t format_line(char *line, const char *fmt, va_list ap) SS_PRINTF(2, 0);
+static size_t format_line(char *line, const char *fmt, va_list ap)
 {
-    char line[LOG_LINE_MAX];
     struct tm tm;
     time_t now = time(NULL);
     size_t n;
     int k;
-    va_list ap;
 
     gmtime_r(&now, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
-    k = snprintf(line + n, sizeof(line) - n, "[%ld] ", (long)getpid());
+    n = strftime(line, LOG_LINE_MAX, "%Y-%m-%d %H:%M:%S ", &tm);
+    k = snprintf(line + n, LOG_LINE_MAX - n, "[%ld] ", (long)getpid());
     if (k > 0)
         n += (size_t)k;
-    va_start(ap, fmt);
-    k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    va_end(ap);
+    k = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
     if (k > 0) {
-        size_t m = (size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2;
+        size_t m = (size_t)k < LOG_LINE_MAX - n - 1 ? (size_t)k : LOG_LINE_MAX - n - 2;
         scrub(line + n, m);
         n += m;
     }
     line[n++] = '\n';
+    return n;
+}
+
+static void note_locked(const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    size_t n;
+    va_list ap;
+
+    va_start(ap, fmt);
+    n = format_line(line, fmt, ap);
+    va_end(ap);
+    write_all(log_fd, line, n);
+}
+
+void log_msg(const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    size_t n;
+    va_list ap;
+
+    va_start(ap, fmt);
+    n = format_line(line, fmt, ap);
+    va_end(ap);
     pthread_mutex_lock(&log_lock);
     maybe_reopen();
     write_all(log_fd, line, n);

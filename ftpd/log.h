@@ -15,12 +15,25 @@
 #include <sockserv.h>
 
 /* Open the logs (either path may be NULL or "": session log on stderr, no
- * xferlog). Returns 0, or -1 with errno; *which names the failing file. */
-int log_open(const char *log_path, const char *xferlog_path, const char **which);
+ * xferlog), creating them with mode 0640, through secfile_open_append: a
+ * symbolic link in the last component or a file that is not regular is
+ * refused. Whether the paths are safe to open as root is the caller's
+ * question (secfile_check). Returns 0, or -1 with errno; *which names the
+ * failing file and why says what is wrong with it. */
+int log_open(const char *log_path, const char *xferlog_path, const char **which, char *why,
+             size_t size);
+
+/* Give the open log files to uid:gid (--run-as), by descriptor, never by
+ * name, so the user can reopen them after a rotation. Returns 0, or -1 with
+ * errno and *which naming the file that could not be given away. */
+int log_hand_over(uid_t uid, gid_t gid, const char **which);
+
 void log_close(void);
 
 /* Async-signal-safe: ask for the log files to be reopened (SIGHUP); done by
- * the next thread that writes a line. */
+ * the next thread that writes a line. The reopen does not follow a symbolic
+ * link either; when it fails, the old descriptor stays in use and the
+ * session log says why. */
 void log_request_reopen(void);
 
 /* One session log line: "2026-11-25 18:44:03 [pid] " + the message. Control

@@ -24,6 +24,7 @@
 #include "defs.h"
 #include "log.h"
 #include "login.h"
+#include "secfile.h"
 #include "session.h"
 #include "throttle.h"
 
@@ -84,14 +85,70 @@ static int install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* One file root is about to open for the --run-as user: refuse it (one
+ * line naming the option) unless it is out of that user's reach. */
+static int check_root_file(const secfile_user *u, const char *option, const char *path,
+                           enum secfile_use use)
+{
+    char why[PATH_MAX + 256];
+
+    if (path[0] == '\0' || secfile_check(path, u, use, why, sizeof(why)) == 0)
+        return 0;
+    fprintf(stderr, FTPD_NAME ": %s: %s: %s\n", option, path, why);
+    return -1;
+}
+
+/* Started as root with --run-as, every file read or opened before the drop
+ * must be out of that user's reach, or the user could steer root to a file
+ * of its choosing (see secfile.h). The config files were already read -
+ * --run-as may come from one of them - but nothing has been done with
+ * their settings yet. */
+static int check_root_files(const ftpd_config *cfg, int argc, char **argv)
+{
+    secfile_user u;
+    int rc = -1;
+
+    if (cfg->run_as[0] == '\0' || geteuid() != 0)
+        return 0;
+    if (secfile_user_init(&u, cfg->run_as) < 0) {
+        if (errno == ENOENT)
+            fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+        else
+            fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
+        return -1;
+    }
+    /* Root as the run-as user is refused by drop_privileges. */
+    if (u.uid == 0) {
+        rc = 0;
+        goto out;
+    }
+    /* The same "-c FILE" pairs config_parse_args reads, wherever they stand. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-c") != 0 && strcmp(argv[i], "--config") != 0)
+            continue;
+        i++;
+        if (check_root_file(&u, "-c", argv[i], SECFILE_READ) < 0)
+            goto out;
+    }
+    if (check_root_file(&u, "--users", cfg->users, SECFILE_READ) < 0 ||
+        check_root_file(&u, "--log", cfg->log, SECFILE_HAND_OVER) < 0 ||
+        check_root_file(&u, "--xferlog", cfg->xferlog, SECFILE_HAND_OVER) < 0)
+        goto out;
+    rc = 0;
+out:
+    secfile_user_free(&u);
+    return rc;
+}
+
 /* --run-as: once the port is bound and the logs are open, give up root for
  * good and serve as an ordinary user, so a flaw in a session cannot act
- * with more rights than that user has. The log files are handed to the
- * user first, so SIGHUP can reopen them. */
+ * with more rights than that user has. The open log files are handed to
+ * the user first, by descriptor, so it may reopen them on SIGHUP. */
 static int drop_privileges(const ftpd_config *cfg)
 {
     struct passwd pw, *found = NULL;
     char buf[4096];
+    const char *which = "?";
 
     if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
         fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
@@ -108,10 +165,8 @@ static int drop_privileges(const ftpd_config *cfg)
                 cfg->run_as);
         return -1;
     }
-    if (cfg->log[0] != '\0' && chown(cfg->log, pw.pw_uid, pw.pw_gid) < 0)
-        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->log, strerror(errno));
-    if (cfg->xferlog[0] != '\0' && chown(cfg->xferlog, pw.pw_uid, pw.pw_gid) < 0)
-        fprintf(stderr, FTPD_NAME ": --run-as: chown %s: %s\n", cfg->xferlog, strerror(errno));
+    if (log_hand_over(pw.pw_uid, pw.pw_gid, &which) < 0)
+        fprintf(stderr, FTPD_NAME ": --run-as: fchown %s: %s\n", which, strerror(errno));
     if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 ||
         setuid(pw.pw_uid) < 0) {
         fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
@@ -130,6 +185,7 @@ int main(int argc, char **argv)
     ss_options opt;
     char addr[sizeof(cfg.listen) + 64];
     const char *which = NULL;
+    char why[256];
     int rc;
 
     rc = config_parse_args(&cfg, argc, argv);
@@ -137,12 +193,14 @@ int main(int argc, char **argv)
         return 0;
     if (rc < 0)
         return EXIT_CONFIG;
+    if (check_root_files(&cfg, argc, argv) < 0)
+        return EXIT_CONFIG;
     if (auth_load(cfg.users) < 0)
         return EXIT_CONFIG;
-    if (log_open(cfg.log, cfg.xferlog, &which) < 0) {
+    if (log_open(cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
         fprintf(stderr, FTPD_NAME ": --%s: %s: %s\n",
                 which != NULL && strcmp(which, cfg.log) == 0 ? "log" : "xferlog",
-                which != NULL ? which : "?", strerror(errno));
+                which != NULL ? which : "?", why);
         return EXIT_CONFIG;
     }
     if (login_init(&cfg) < 0) {

@@ -31,8 +31,11 @@ class RunAsTest(unittest.TestCase):
         os.chmod(os.path.join(self.root, "pub", "a.txt"), 0o644)
         # A folder only root may write: after the drop, uploads there fail.
         os.mkdir(os.path.join(self.root, "rootonly"), 0o755)
-        self.log = os.path.join(self.root, "..", os.path.basename(self.root) + ".log")
-        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
+        # The log's directory must be closed to nobody (not /tmp itself).
+        logdir = tempfile.mkdtemp(prefix="ftpd-runas-log-")
+        self.addCleanup(shutil.rmtree, logdir, True)
+        os.chmod(logdir, 0o755)
+        self.log = os.path.join(logdir, "ftpd.log")
         self.server = T.Server(self.root, ["--run-as", "nobody", "--anonymous-write",
                                            "--log", self.log]).start()
         self.addCleanup(self.server.stop)
