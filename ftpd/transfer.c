@@ -9,6 +9,8 @@
  *
  * While data moves, the loop polls the data socket, the control socket and
  * the server's shutdown descriptor, so ABOR and STAT are served at once.
+ * HASH goes through the same loop (xfer_digest): it digests the file in
+ * steps and looks at the control connection between them.
  */
 #include "transfer.h"
 
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "hash.h"
 #include "log.h"
 
 #define PORT_MIN_ACTIVE 1024 /* PORT/EPRT to lower ports is refused */
@@ -879,5 +882,125 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
         s->bytes_in += (unsigned long long)*bytes;
     else
         s->bytes_out += (unsigned long long)*bytes;
+    return res;
+}
+
+/* ---- digesting (HASH) ---------------------------------------------------- */
+
+/* Has the client closed its end of the control connection? Looked at only
+ * while a command waits, when wait_turn no longer reads the socket. */
+static bool ctrl_hung_up(const session *s)
+{
+    struct pollfd p = {.fd = s->ctrl_fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* A look at the control connection and the shutdown descriptor between two
+ * digest steps; never waits, as the file always polls ready. Returns a
+ * result to stop with, or -1 to go on. */
+static int digest_turn(loop_state *ls)
+{
+    bool ready;
+    int w = wait_turn(ls, POLLIN, &ready);
+
+    if (w >= 0 && w != XFER_SHUTDOWN)
+        return w;
+    /* Unlike a transfer, a digest is not drained on stop: no client is
+     * half-way through receiving a file, and a digest the size of the
+     * --hash-max-size cap could hold the stop for seconds. */
+    if (w == XFER_SHUTDOWN || ls->draining)
+        return XFER_SHUTDOWN;
+    if (ls->ctrl_blocked && ctrl_hung_up(ls->s)) {
+        ls->s->quit = true;
+        return XFER_CTRL_LOST;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ls->last_progress);
+    return -1;
+}
+
+xfer_result xfer_digest(session *s, const xfer_digest_job *job, char *hex, size_t size,
+                        off_t *bytes, int *err)
+{
+    loop_state ls;
+    hash_ctx *h = NULL;
+    off_t pos = job->start;
+    size_t since_check = 0;
+    xfer_result res;
+
+    *bytes = 0;
+    *err = 0;
+    memset(&ls, 0, sizeof(ls));
+    ls.s = s;
+    /* wait_turn polls its data descriptor; a regular file always polls
+     * ready, so each turn only takes what the control connection and the
+     * shutdown descriptor have and never sleeps. */
+    ls.data_fd = job->file_fd;
+    ls.ctrl_blocked = s->have_pending;
+    ls.draining = s->shutdown_seen;
+    clock_gettime(CLOCK_MONOTONIC, &ls.last_progress);
+    ls.drain_start = ls.last_progress;
+    s->xfer.direction = 'h';
+    snprintf(s->xfer.path, sizeof(s->xfer.path), "%s", job->path != NULL ? job->path : "");
+    s->xfer.done = 0;
+    s->xfer.total = job->end - job->start;
+    s->xfer.active = true;
+    if (ls.draining) {
+        res = XFER_SHUTDOWN;
+        goto out;
+    }
+    h = hash_begin(job->algo);
+    if (h == NULL) {
+        *err = errno;
+        res = XFER_FILE_FAILED;
+        goto out;
+    }
+    (void)posix_fadvise(job->file_fd, job->start, job->end - job->start,
+                        POSIX_FADV_SEQUENTIAL);
+    /* Bounded by the range: each turn digests a block, ends, or stops on
+     * what the control connection or the shutdown descriptor says. */
+    while (pos < job->end) {
+        size_t want = job->end - pos < (off_t)FTPD_XFER_BUF ? (size_t)(job->end - pos)
+                                                            : (size_t)FTPD_XFER_BUF;
+        ssize_t n;
+
+        if (since_check >= FTPD_HASH_STEP) {
+            int w = digest_turn(&ls);
+
+            if (w >= 0) {
+                res = (xfer_result)w;
+                goto out;
+            }
+            since_check = 0;
+        }
+        n = pread(job->file_fd, s->buf, want, pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *err = errno;
+            res = XFER_FILE_FAILED;
+            goto out;
+        }
+        if (n == 0)
+            break; /* the file shrank meanwhile: the digest covers what was there */
+        if (hash_update(h, s->buf, (size_t)n) < 0) {
+            *err = errno;
+            res = XFER_FILE_FAILED;
+            goto out;
+        }
+        pos += n;
+        since_check += (size_t)n;
+        s->xfer.done = pos - job->start;
+    }
+    if (hash_end(h, hex, size) < 0) {
+        *err = errno;
+        res = XFER_FILE_FAILED;
+        goto out;
+    }
+    res = XFER_DONE;
+out:
+    hash_free(h);
+    *bytes = pos - job->start;
+    s->xfer.active = false;
     return res;
 }
