@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "connlimit.h"
 #include "hash.h"
 #include "log.h"
 
@@ -91,8 +92,12 @@ static bool control_is_ipv4(const session *s)
 
 void xfer_forget(session *s)
 {
-    if (s->pasv_fd >= 0)
+    /* An open listener is always counted in its address's share (see
+     * pasv_listen), so closing it gives the count back. */
+    if (s->pasv_fd >= 0) {
         close(s->pasv_fd);
+        connlimit_pasv_release((const struct sockaddr *)&s->peer);
+    }
     s->pasv_fd = -1;
     s->dmode = DATA_NONE;
 }
@@ -125,9 +130,14 @@ static int pasv_listen(session *s)
     xfer_forget(s);
     if (alen == 0)
         return -1;
+    /* One address may hold only its share of the range (the count is
+     * shared with forked sessions), so it cannot take every port from the
+     * others. Counted before binding, given back in xfer_forget. */
+    if (connlimit_pasv_acquire((const struct sockaddr *)&s->peer, s->cfg->max_pasv_per_ip) < 0)
+        return -1;
     fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return -1;
+        goto fail;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (lo != 0) {
         struct timespec ts;
@@ -149,8 +159,25 @@ static int pasv_listen(session *s)
         if (errno != EADDRINUSE)
             break;
     }
-    close(fd);
+fail:;
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    connlimit_pasv_release((const struct sockaddr *)&s->peer);
+    errno = err;
     return -1;
+}
+
+/* The 425 of a failed PASV/EPSV (errno from pasv_listen). */
+static int pasv_refused(session *s, const char *cmd)
+{
+    if (errno == EUSERS) {
+        log_msg("%s: %s refused: the address holds its share of %u passive ports", s->peer_str,
+                cmd, s->cfg->max_pasv_per_ip);
+        return reply(s, 425, "Too many passive connections from your address.");
+    }
+    log_msg("%s: %s failed: %s", s->peer_str, cmd, strerror(errno));
+    return reply(s, 425, "Cannot open passive connection.");
 }
 
 int xfer_cmd_pasv(session *s)
@@ -164,10 +191,8 @@ int xfer_cmd_pasv(session *s)
     if (!control_is_ipv4(s))
         return reply(s, 522, "No IPv4 address for PASV; use EPSV.");
     port = pasv_listen(s);
-    if (port < 0) {
-        log_msg("%s: PASV failed: %s", s->peer_str, strerror(errno));
-        return reply(s, 425, "Cannot open passive connection.");
-    }
+    if (port < 0)
+        return pasv_refused(s, "PASV");
     ipv4_of(&s->local, &a);
     if (s->cfg->pasv_address[0] != '\0')
         inet_pton(AF_INET, s->cfg->pasv_address, &a);
@@ -197,10 +222,8 @@ int xfer_cmd_epsv(session *s, const char *arg)
                          control_is_ipv4(s) ? '1' : '2');
     }
     port = pasv_listen(s);
-    if (port < 0) {
-        log_msg("%s: EPSV failed: %s", s->peer_str, strerror(errno));
-        return reply(s, 425, "Cannot open passive connection.");
-    }
+    if (port < 0)
+        return pasv_refused(s, "EPSV");
     return reply(s, 229, "Entering Extended Passive Mode (|||%d|).", port);
 }
 
