@@ -128,8 +128,10 @@ static int pasv_listen(session *s)
     int fd;
 
     xfer_forget(s);
-    if (alen == 0)
+    if (alen == 0) {
+        errno = ENOTCONN; /* no local address to listen on; never a stale EUSERS */
         return -1;
+    }
     /* One address may hold only its share of the range (the count is
      * shared with forked sessions), so it cannot take every port from the
      * others. Counted before binding, given back in xfer_forget. */
