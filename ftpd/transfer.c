@@ -174,8 +174,8 @@ fail:;
 static int pasv_refused(session *s, const char *cmd)
 {
     if (errno == EUSERS) {
-        log_msg("%s: %s refused: the address holds its share of %u passive ports", s->peer_str,
-                cmd, s->cfg->max_pasv_per_ip);
+        log_msg("%s: %s refused: the address holds its share of %u passive ports", s->peer_str, cmd,
+                s->cfg->max_pasv_per_ip);
         return reply(s, 425, "Too many passive connections from your address.");
     }
     log_msg("%s: %s failed: %s", s->peer_str, cmd, strerror(errno));
@@ -989,8 +989,7 @@ xfer_result xfer_digest(session *s, const xfer_digest_job *job, char *hex, size_
         res = XFER_FILE_FAILED;
         goto out;
     }
-    (void)posix_fadvise(job->file_fd, job->start, job->end - job->start,
-                        POSIX_FADV_SEQUENTIAL);
+    (void)posix_fadvise(job->file_fd, job->start, job->end - job->start, POSIX_FADV_SEQUENTIAL);
     /* Bounded by the range: each turn digests a block, ends, or stops on
      * what the control connection or the shutdown descriptor says. */
     while (pos < job->end) {
