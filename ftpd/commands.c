@@ -481,24 +481,74 @@ static int cmd_mdtm(session *s, const char *arg)
     return reply(s, 213, "%s", t);
 }
 
+/* HASH path (draft-bryan-ftpext-hash). The digest costs about a CPU-second
+ * per GiB, so it is bounded by --hash-max-size (checked before any reading)
+ * and runs in the transfer loop, where ABOR, STAT and the server's stop are
+ * seen between steps. */
 static int cmd_hash(session *s, const char *arg)
 {
+    char norm[VFS_PATH_MAX], hex[HASH_HEX_MAX];
     struct stat st;
-    char hex[160];
-    int fd, rc;
+    off_t bytes = 0;
+    xfer_digest_job job;
+    xfer_result res;
+    int fd, err = 0, rc;
 
-    if (vfs_stat(&s->fs, arg, &st) < 0)
+    /* --hash-max-size 0 turns HASH off; FEAT does not list it then. */
+    if (s->cfg->hash_max_size == 0)
+        return reply(s, 502, "HASH not enabled.");
+    if (vfs_normalize(&s->fs, arg, norm, sizeof(norm)) < 0)
         return reply_errno(s, errno);
-    if (!S_ISREG(st.st_mode))
-        return reply(s, 550, "Not a regular file.");
     fd = vfs_open(&s->fs, arg, O_RDONLY, 0);
     if (fd < 0)
         return reply_errno(s, errno);
-    rc = hash_file(fd, s->hash_algo, 0, -1, hex, sizeof(hex));
+    /* The size comes from the open file, so the file checked is the file
+     * read; the range read is fixed now, so a file that grows meanwhile
+     * does not stretch the work past the cap. */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = reply(s, 550, "Not a regular file.");
+        goto out;
+    }
+    if ((unsigned long long)st.st_size > s->cfg->hash_max_size) {
+        log_msg("%s: HASH %s refused: %lld bytes, over the %llu-byte cap", s->peer_str, norm,
+                (long long)st.st_size, s->cfg->hash_max_size);
+        rc = reply(s, 550, "File too large to hash (over %llu bytes).", s->cfg->hash_max_size);
+        goto out;
+    }
+    memset(&job, 0, sizeof(job));
+    job.file_fd = fd;
+    job.algo = s->hash_algo;
+    job.start = 0;
+    job.end = st.st_size;
+    job.path = norm;
+    res = xfer_digest(s, &job, hex, sizeof(hex), &bytes, &err);
+    switch (res) {
+    case XFER_DONE:
+        rc = reply(s, 213, "%s %lld-%lld %s %s", s->hash_algo, (long long)job.start,
+                   (long long)(job.start + bytes), hex, arg);
+        break;
+    case XFER_ABORTED:
+        /* As a transfer stopped by ABOR (RFC 959 4.1.3): the aborted
+         * command's reply, then ABOR's own. */
+        log_msg("%s: HASH %s aborted after %lld bytes", s->peer_str, norm, (long long)bytes);
+        rc = reply(s, 426, "HASH aborted.");
+        if (rc == 0)
+            rc = reply(s, 226, "ABOR successful.");
+        break;
+    case XFER_SHUTDOWN:
+        s->quit = true;
+        rc = reply(s, 421, "Server shutting down; HASH aborted.");
+        break;
+    case XFER_CTRL_LOST:
+        rc = -1;
+        break;
+    default:
+        rc = reply(s, 451, "Cannot compute the digest: %s.", strerror(err != 0 ? err : EIO));
+        break;
+    }
+out:
     close(fd);
-    if (rc < 0)
-        return reply(s, 451, "Cannot compute the digest: %s.", strerror(errno));
-    return reply(s, 213, "%s 0-%lld %s %s", s->hash_algo, (long long)st.st_size, hex, arg);
+    return rc;
 }
 
 static int cmd_site(session *s, const char *arg)
@@ -979,8 +1029,10 @@ static int cmd_feat(session *s, const char *arg)
             break;
         n += (size_t)k;
     }
+    /* HASH is listed only when --hash-max-size lets it run. */
     if (reply_begin(s, 211, "Features:") < 0 || reply_line(s, "EPRT") < 0 ||
-        reply_line(s, "EPSV") < 0 || reply_line(s, "HASH %s", hashes) < 0 ||
+        reply_line(s, "EPSV") < 0 ||
+        (s->cfg->hash_max_size > 0 && reply_line(s, "HASH %s", hashes) < 0) ||
         reply_line(s, "MDTM") < 0 ||
         reply_line(s, "MLST %s", mlst_feat) < 0 ||
         reply_line(s, "REST STREAM") < 0 ||
@@ -1196,7 +1248,10 @@ int commands_during_transfer(session *s, const char *line)
             return XCMD_CONTINUE;
         }
         if (strcmp(verb, "STAT") == 0 && (arg == NULL || *arg == '\0')) {
-            if (s->xfer.total >= 0)
+            if (s->xfer.direction == 'h')
+                reply(s, 213, "Status: hashing %s, %lld of %lld bytes.", s->xfer.path,
+                      (long long)s->xfer.done, (long long)s->xfer.total);
+            else if (s->xfer.total >= 0)
                 reply(s, 213, "Status: %s %s, %lld of %lld bytes transferred.",
                       s->xfer.direction == 'o' ? "sending" : "receiving", s->xfer.path,
                       (long long)s->xfer.done, (long long)s->xfer.total);

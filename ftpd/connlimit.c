@@ -15,6 +15,7 @@
 typedef struct ip_slot {
     unsigned char addr[16]; /* IPv4 addresses are stored v4-mapped */
     unsigned count;         /* 0 = free slot */
+    unsigned pasv;          /* passive listeners its sessions hold */
 } ip_slot;
 
 typedef struct limits_shm {
@@ -110,5 +111,45 @@ void connlimit_release(const struct sockaddr *addr)
         s->count--;
         shm->total--;
     }
+    pthread_mutex_unlock(&shm->lock);
+}
+
+/* A passive listener belongs to a running session, so its address has a
+ * slot already (count > 0): the slot is looked up, never created, and is
+ * not freed while listeners are counted in it. */
+int connlimit_pasv_acquire(const struct sockaddr *addr, unsigned max)
+{
+    unsigned char key[16];
+    ip_slot *s;
+    int rc = -1;
+
+    if (shm == NULL)
+        return 0;
+    key_of(addr, key);
+    pthread_mutex_lock(&shm->lock);
+    s = find_slot(key, false);
+    if (s == NULL || (max > 0 && s->pasv >= max))
+        goto out;
+    s->pasv++;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&shm->lock);
+    if (rc < 0)
+        errno = EUSERS;
+    return rc;
+}
+
+void connlimit_pasv_release(const struct sockaddr *addr)
+{
+    unsigned char key[16];
+    ip_slot *s;
+
+    if (shm == NULL)
+        return;
+    key_of(addr, key);
+    pthread_mutex_lock(&shm->lock);
+    s = find_slot(key, false);
+    if (s != NULL && s->pasv > 0)
+        s->pasv--;
     pthread_mutex_unlock(&shm->lock);
 }

@@ -33,6 +33,12 @@
  * between looks at the control connection (ABOR, STAT). */
 #define FTPD_SENDFILE_CHUNK (256 * 1024)
 #define FTPD_SENDFILE_CHECK 1
+/* HASH digests this many bytes between looks at the control connection
+ * (ABOR, STAT) and the shutdown descriptor: about a millisecond of CPU. */
+#define FTPD_HASH_STEP ((size_t)1024 * 1024)
+/* HASH reads the file in pieces of this size, into a buffer allocated for
+ * the command. */
+#define FTPD_HASH_READ ((size_t)256 * 1024)
 /* SIZE in TYPE A reads the file to count line ends; larger files get 550. */
 #define FTPD_ASCII_SIZE_MAX (64 * 1024 * 1024)
 /* A directory listing is built in memory before it is sent; beyond this

@@ -1,10 +1,11 @@
 /*
  * hash.c - file digests for the HASH command, with OpenSSL's EVP interface.
  *
- * The file is read with pread in large chunks, so the descriptor's offset is
- * left alone (the same descriptor may be in use for a transfer) and a range
- * costs no seeking. The buffer lives on the heap: sessions may run on small
- * thread stacks.
+ * hash_ctx wraps one EVP_MD_CTX, so the caller decides how much to digest
+ * between other work. hash_file reads with pread in large chunks, so the
+ * descriptor's offset is left alone (the same descriptor may be in use for
+ * a transfer) and a range costs no seeking. Buffers live on the heap:
+ * sessions may run on small thread stacks.
  */
 #include "hash.h"
 
@@ -19,6 +20,11 @@
 
 /* Bytes read per pread call. */
 #define HASH_CHUNK ((size_t)256 * 1024)
+
+struct hash_ctx {
+    EVP_MD_CTX *md;
+    size_t md_size; /* digest bytes */
+};
 
 const char *const hash_algorithms[] = {"SHA-256", "SHA-1", "MD5", NULL};
 
@@ -41,23 +47,96 @@ static const EVP_MD *hash_md(const char *canonical)
     return EVP_md5();
 }
 
-int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_t size)
+hash_ctx *hash_begin(const char *algo)
+{
+    const char *name = hash_lookup(algo);
+    const EVP_MD *type;
+    hash_ctx *h;
+
+    if (name == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    type = hash_md(name);
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        goto fail;
+    h->md = EVP_MD_CTX_new();
+    if (h->md == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    if (EVP_DigestInit_ex(h->md, type, NULL) != 1) {
+        errno = EINVAL;
+        goto fail;
+    }
+    h->md_size = (size_t)EVP_MD_size(type);
+    return h;
+fail:
+    hash_free(h);
+    return NULL;
+}
+
+int hash_update(hash_ctx *h, const void *buf, size_t n)
+{
+    if (EVP_DigestUpdate(h->md, buf, n) != 1) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+size_t hash_hex_size(const hash_ctx *h)
+{
+    return h->md_size * 2 + 1;
+}
+
+int hash_end(hash_ctx *h, char *out, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
+
+    if (size < hash_hex_size(h)) {
+        errno = ERANGE;
+        return -1;
+    }
+    if (EVP_DigestFinal_ex(h->md, md, &md_len) != 1) {
+        errno = EIO;
+        return -1;
+    }
+    for (size_t i = 0; i < md_len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0x0f];
+    }
+    out[2 * (size_t)md_len] = '\0';
+    return 0;
+}
+
+void hash_free(hash_ctx *h)
+{
+    int saved = errno;
+
+    if (h != NULL) {
+        EVP_MD_CTX_free(h->md);
+        free(h);
+    }
+    errno = saved;
+}
+
+int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_t size)
+{
     struct stat st;
     int rc = -1;
     unsigned char *buf = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    const char *name = hash_lookup(algo);
+    hash_ctx *h = NULL;
 
-    if (name == NULL || start < 0 || (end >= 0 && end < start)) {
+    if (hash_lookup(algo) == NULL || start < 0 || (end >= 0 && end < start)) {
         errno = EINVAL;
         return -1;
     }
-    const EVP_MD *type = hash_md(name);
-    if (size < (size_t)EVP_MD_size(type) * 2 + 1) {
+    /* A buffer too small is refused before any reading. */
+    if (size < (size_t)EVP_MD_size(hash_md(hash_lookup(algo))) * 2 + 1) {
         errno = ERANGE;
         return -1;
     }
@@ -77,15 +156,13 @@ int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_
         end = st.st_size;
 
     buf = malloc(HASH_CHUNK);
-    ctx = EVP_MD_CTX_new();
-    if (buf == NULL || ctx == NULL) {
+    if (buf == NULL) {
         errno = ENOMEM;
         goto out;
     }
-    if (EVP_DigestInit_ex(ctx, type, NULL) != 1) {
-        errno = EINVAL;
+    h = hash_begin(algo);
+    if (h == NULL)
         goto out;
-    }
     (void)posix_fadvise(fd, start, end - start, POSIX_FADV_SEQUENTIAL);
     off_t pos = start;
     while (pos < end) {
@@ -98,25 +175,14 @@ int hash_file(int fd, const char *algo, off_t start, off_t end, char *out, size_
         }
         if (n == 0)
             break; /* the file shrank while we read: digest what was there */
-        if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-            errno = EIO;
+        if (hash_update(h, buf, (size_t)n) < 0)
             goto out;
-        }
         pos += n;
     }
-    if (EVP_DigestFinal_ex(ctx, md, &md_len) != 1) {
-        errno = EIO;
-        goto out;
-    }
-    for (size_t i = 0; i < md_len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0x0f];
-    }
-    out[2 * (size_t)md_len] = '\0';
-    rc = 0;
+    rc = hash_end(h, out, size);
 out:;
     int saved = errno;
-    EVP_MD_CTX_free(ctx);
+    hash_free(h);
     free(buf);
     errno = saved;
     return rc;

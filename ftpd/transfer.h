@@ -46,6 +46,27 @@ typedef enum xfer_result {
     XFER_CTRL_LOST       /* the control connection closed */
 } xfer_result;
 
+/* What HASH digests; the caller has opened the file and checked the size
+ * against --hash-max-size. */
+typedef struct xfer_digest_job {
+    int file_fd;              /* regular file, read with pread */
+    const char *algo;         /* a name hash_lookup knows */
+    off_t start, end;         /* bytes [start, end) */
+    const char *path;         /* virtual path, for STAT */
+} xfer_digest_job;
+
+/* Digest the job's bytes into hex (NUL-terminated, size bytes of room), in
+ * steps of FTPD_HASH_STEP with the control connection served between them
+ * as during a transfer: ABOR stops the digest (XFER_ABORTED), STAT reports
+ * its progress, NOOP is answered, other commands wait for the final reply;
+ * a client that hangs up ends it (XFER_CTRL_LOST, s->quit set), even while
+ * a command waits. The server's stop ends it at once (XFER_SHUTDOWN): a
+ * digest has no data connection to drain. Sends no reply. Returns XFER_DONE
+ * with *bytes the count digested (less than asked if the file shrank), or
+ * XFER_FILE_FAILED with *err an errno. */
+xfer_result xfer_digest(session *s, const xfer_digest_job *job, char *hex, size_t size,
+                        off_t *bytes, int *err);
+
 /* Open the data connection, send 150, move the data, close the data
  * connection. Does not send the final reply (the caller knows what it must
  * do first, e.g. commit an upload). *bytes receives the count moved;

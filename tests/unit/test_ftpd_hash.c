@@ -1,6 +1,7 @@
 /*
  * test_ftpd_hash.c - HASH digests: published test vectors, ranges, a large
- * random file compared with a one-shot digest, and the error cases.
+ * random file compared with a one-shot digest, the incremental interface,
+ * and the error cases.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,10 +210,58 @@ static void test_errors(void **state)
     close(dfd);
 }
 
+/* The incremental interface in uneven pieces gives the one-shot digest. */
+static void test_incremental(void **state)
+{
+    (void)state;
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    size_t len = strlen(fox);
+    char want[HASH_HEX_MAX], out[HASH_HEX_MAX];
+
+    for (size_t i = 0; hash_algorithms[i] != NULL; i++) {
+        hash_ctx *h = hash_begin(hash_algorithms[i]);
+        assert_non_null(h);
+        assert_int_equal(hash_update(h, fox, 0), 0);
+        assert_int_equal(hash_update(h, fox, 7), 0);
+        assert_int_equal(hash_update(h, fox + 7, len - 7), 0);
+        oneshot(hash_algorithms[i], fox, len, want);
+        assert_int_equal(hash_hex_size(h), strlen(want) + 1);
+        assert_int_equal(hash_end(h, out, sizeof out), 0);
+        assert_string_equal(out, want);
+        hash_free(h);
+    }
+    /* Lower case is accepted, as in OPTS HASH. */
+    hash_ctx *h = hash_begin("md5");
+    assert_non_null(h);
+    assert_int_equal(hash_hex_size(h), 33);
+    /* Too small a buffer: ERANGE and nothing written. */
+    memset(out, 'x', sizeof out);
+    errno = 0;
+    assert_int_equal(hash_end(h, out, 32), -1);
+    assert_int_equal(errno, ERANGE);
+    assert_int_equal(out[0], 'x');
+    assert_int_equal(hash_end(h, out, 33), 0);
+    assert_string_equal(out, "d41d8cd98f00b204e9800998ecf8427e");
+    hash_free(h);
+    /* An abandoned digest is freed without hash_end; NULL is ignored. */
+    h = hash_begin("SHA-1");
+    assert_non_null(h);
+    assert_int_equal(hash_update(h, "abc", 3), 0);
+    hash_free(h);
+    hash_free(NULL);
+    errno = 0;
+    assert_null(hash_begin("SHA-512"));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(hash_begin(NULL));
+    assert_int_equal(errno, EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_incremental),
         cmocka_unit_test_setup_teardown(test_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_file, setup, teardown),
