@@ -22,6 +22,7 @@
 #include "config.h"
 #include "connlimit.h"
 #include "defs.h"
+#include "listbudget.h"
 #include "log.h"
 #include "session.h"
 
@@ -144,6 +145,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (connlimit_init(cfg.max_clients, cfg.max_per_ip) < 0 ||
+        listbudget_init(cfg.max_listing_memory) < 0 ||
         pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;
