@@ -29,6 +29,9 @@
 
 /* Transfer buffer (the ASCII conversion buffer is twice as large). */
 #define FTPD_XFER_BUF (128 * 1024)
+/* Allocations from this size on get their own mapping, so they go back to
+ * the system when freed (session buffers, listing names). */
+#define FTPD_MMAP_THRESHOLD (128 * 1024)
 /* Binary downloads: bytes per sendfile(2) call, and how many calls may pass
  * between looks at the control connection (ABOR, STAT). */
 #define FTPD_SENDFILE_CHUNK (256 * 1024)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -131,6 +132,12 @@ int main(int argc, char **argv)
     const char *which = NULL;
     int rc;
 
+#ifdef M_MMAP_THRESHOLD
+    /* A fixed threshold: glibc would otherwise raise it after each large
+     * free, and the next session buffers and listing names would then stay
+     * in the threads' heaps after their sessions end. */
+    mallopt(M_MMAP_THRESHOLD, FTPD_MMAP_THRESHOLD);
+#endif
     rc = config_parse_args(&cfg, argc, argv);
     if (rc == CONFIG_EXIT_OK)
         return 0;
