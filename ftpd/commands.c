@@ -103,36 +103,6 @@ static const char *base_name(const char *path)
     return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
 }
 
-typedef struct membuf {
-    char *p;
-    size_t len, cap;
-} membuf;
-
-static int mem_emit(void *ctx, const char *buf, size_t n)
-{
-    membuf *m = ctx;
-
-    if (m->len + n > FTPD_LISTING_MAX) {
-        errno = EFBIG;
-        return -1;
-    }
-    if (m->len + n > m->cap) {
-        size_t cap = m->cap == 0 ? 4096 : m->cap;
-        char *np;
-
-        while (cap < m->len + n)
-            cap *= 2;
-        np = realloc(m->p, cap);
-        if (np == NULL)
-            return -1;
-        m->p = np;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->len, buf, n);
-    m->len += n;
-    return 0;
-}
-
 /* Split "-la dir" into options and path, as clients send them for LIST and
  * NLST; "a" among the letters shows hidden names. Only words of letters and
  * digits after a '-' count as options ("-1" as ls(1) knows it), so a name
@@ -156,11 +126,15 @@ static const char *list_args(const char *arg, listing_opts *o)
     return arg != NULL && *arg != '\0' ? arg : NULL;
 }
 
+/* OPTS MLST keeps its selection in the bits the formatter takes. */
+_Static_assert(MLST_ALL == LISTING_FACTS_ALL, "MLST fact bits and listing fact bits differ");
+
 static void init_opts(session *s, listing_opts *o)
 {
     memset(o, 0, sizeof(*o));
     /* perm facts promise only what the session may do to what exists. */
     o->writable = s->can_modify;
+    o->omit_facts = LISTING_FACTS_ALL & ~s->mlst_facts;
 }
 
 static void xferlog(session *s, time_t start, const char *path, off_t bytes, char dir,
@@ -221,64 +195,6 @@ static int fact_index(const char *name, size_t len)
         if (strlen(mlst_fact_names[i]) == len && strncasecmp(mlst_fact_names[i], name, len) == 0)
             return (int)i;
     return -1;
-}
-
-/* Keep only the selected facts of one "f=v;f=v; name" line. Facts we do not
- * know (such as "OS.unix=symlink" values inside type) follow their name. */
-static void filter_facts(unsigned mask, const char *in, size_t len, char *out, size_t size)
-{
-    const char *sp = memchr(in, ' ', len);
-    const char *p = in, *facts_end = sp != NULL ? sp : in + len;
-    size_t o = 0;
-
-    if (size == 0)
-        return;
-    while (p < facts_end) {
-        const char *semi = memchr(p, ';', (size_t)(facts_end - p));
-        const char *eq;
-        const char *end = semi != NULL ? semi + 1 : facts_end;
-        int idx;
-
-        eq = memchr(p, '=', (size_t)(end - p));
-        idx = eq != NULL ? fact_index(p, (size_t)(eq - p)) : -1;
-        if ((idx < 0 || (mask & (1u << idx))) && o + (size_t)(end - p) < size) {
-            memcpy(out + o, p, (size_t)(end - p));
-            o += (size_t)(end - p);
-        }
-        p = end;
-    }
-    if (sp != NULL && o + (size_t)(in + len - sp) < size) {
-        memcpy(out + o, sp, (size_t)(in + len - sp));
-        o += (size_t)(in + len - sp);
-    }
-    out[o] = '\0';
-}
-
-/* Rewrite an MLSD listing with only the selected facts. */
-static void filter_mlsd(session *s, membuf *m)
-{
-    membuf out = {NULL, 0, 0};
-    char line[VFS_PATH_MAX + 512];
-    size_t pos = 0;
-
-    /* Bounded by the listing's size: each turn consumes one line. */
-    while (pos < m->len) {
-        const char *nl = memchr(m->p + pos, '\n', m->len - pos);
-        size_t end = nl != NULL ? (size_t)(nl - m->p) : m->len;
-        size_t len = end - pos;
-
-        if (len > 0 && m->p[pos + len - 1] == '\r')
-            len--;
-        filter_facts(s->mlst_facts, m->p + pos, len, line, sizeof(line) - 2);
-        len = strlen(line);
-        line[len++] = '\r';
-        line[len++] = '\n';
-        if (mem_emit(&out, line, len) < 0)
-            break;
-        pos = end + 1;
-    }
-    free(m->p);
-    *m = out;
 }
 
 static int opts_mlst(session *s, const char *val)
@@ -857,23 +773,37 @@ static int cmd_stou(session *s, const char *arg)
     return store(s, arg, STORE_STOU);
 }
 
-enum list_kind { LIST_LONG, LIST_NAMES, LIST_MLSD };
+/* A listing as the transfer loop's byte source. */
+static ssize_t listing_source(void *ctx, void *buf, size_t cap)
+{
+    return listing_read(ctx, buf, cap);
+}
 
-static int send_listing(session *s, const char *arg, enum list_kind kind)
+/* Logs, once per listing, that memory was short and the entries go out
+ * unsorted. */
+static void log_unsorted(session *s, const listing *l, const char *norm)
+{
+    const char *why = listing_unsorted(l);
+
+    if (why != NULL)
+        log_msg("%s: listing %s in directory order: %s", s->peer_str, norm, why);
+}
+
+static int send_listing(session *s, const char *arg, listing_kind kind)
 {
     listing_opts o;
-    membuf m = {NULL, 0, 0};
+    listing *l;
     const char *path;
     char norm[VFS_PATH_MAX];
     struct stat st;
     off_t bytes = 0;
-    int err = 0, rc;
+    int err = 0;
     xfer_result res;
     xfer_job job;
 
     init_opts(s, &o);
-    path = kind == LIST_MLSD ? (arg != NULL && *arg != '\0' ? arg : NULL) : list_args(arg, &o);
-    if (kind == LIST_MLSD)
+    path = kind == LISTING_MLSD ? (arg != NULL && *arg != '\0' ? arg : NULL) : list_args(arg, &o);
+    if (kind == LISTING_MLSD)
         o.show_hidden = true;
     if (vfs_normalize(&s->fs, path, norm, sizeof(norm)) < 0)
         return reply_errno(s, errno);
@@ -881,64 +811,55 @@ static int send_listing(session *s, const char *arg, enum list_kind kind)
      * that leads out is refused rather than shown as a link. */
     if (path != NULL && vfs_stat(&s->fs, path, &st) < 0)
         return reply_errno(s, errno);
-    if (kind == LIST_LONG)
-        rc = listing_list(&s->fs, path, &o, mem_emit, &m);
-    else if (kind == LIST_NAMES)
-        rc = listing_nlst(&s->fs, path, &o, mem_emit, &m);
-    else
-        rc = listing_mlsd(&s->fs, path, &o, mem_emit, &m);
-    if (rc < 0) {
+    /* Opened before the data connection, so a bad path is refused first. */
+    l = listing_open(&s->fs, path, kind, &o);
+    if (l == NULL) {
         err = errno;
-        free(m.p);
-        if (kind == LIST_MLSD && err == ENOTDIR)
+        if (kind == LISTING_MLSD && err == ENOTDIR)
             return reply(s, 501, "Not a directory.");
-        if (err == EFBIG)
-            return reply(s, 451, "Listing too large.");
         return reply_errno(s, err);
     }
-    if (kind == LIST_MLSD && s->mlst_facts != MLST_ALL)
-        filter_mlsd(s, &m);
+    log_unsorted(s, l, norm);
     memset(&job, 0, sizeof(job));
     job.direction = 'o';
     job.file_fd = -1;
-    job.mem = m.p != NULL ? m.p : "";
-    job.mem_len = m.len;
-    job.total = (off_t)m.len;
+    job.source = listing_source;
+    job.source_ctx = l;
+    job.total = -1;
     job.path = norm;
     job.opening = "Here comes the directory listing.";
     res = xfer_run(s, &job, &bytes, &err);
-    free(m.p);
+    listing_close(l);
     return finish_reply(s, res, err, "Directory send OK.");
 }
 
 static int cmd_list(session *s, const char *arg)
 {
-    return send_listing(s, arg, LIST_LONG);
+    return send_listing(s, arg, LISTING_LIST);
 }
 
 static int cmd_nlst(session *s, const char *arg)
 {
-    return send_listing(s, arg, LIST_NAMES);
+    return send_listing(s, arg, LISTING_NLST);
 }
 
 static int cmd_mlsd(session *s, const char *arg)
 {
-    return send_listing(s, arg, LIST_MLSD);
+    return send_listing(s, arg, LISTING_MLSD);
 }
 
 static int cmd_mlst(session *s, const char *arg)
 {
     listing_opts o;
-    char facts[VFS_PATH_MAX + 512], shown[VFS_PATH_MAX + 512];
+    char facts[LISTING_LINE_MAX];
     struct stat st;
 
     init_opts(s, &o);
     if (vfs_stat(&s->fs, arg, &st) < 0 || listing_mlst(&s->fs, arg, &o, facts, sizeof(facts)) < 0)
         return reply_errno(s, errno);
-    filter_facts(s->mlst_facts, facts, strlen(facts), shown, sizeof(shown));
     if (reply_begin(s, 250, "Listing %s", arg != NULL && *arg != '\0' ? arg : vfs_cwd(&s->fs)) <
             0 ||
-        reply_line(s, "%s", shown) < 0)
+        reply_line(s, "%s", facts) < 0)
         return -1;
     return reply(s, 250, "End.");
 }
@@ -964,36 +885,45 @@ static int stat_server(session *s)
 static int cmd_stat(session *s, const char *arg)
 {
     listing_opts o;
-    membuf m = {NULL, 0, 0};
-    const char *path;
+    listing *l;
+    const char *path, *line;
+    char norm[VFS_PATH_MAX];
     struct stat st;
-    size_t pos = 0;
+    ssize_t n;
     int rc;
 
     if (arg == NULL || *arg == '\0')
         return stat_server(s);
     init_opts(s, &o);
     path = list_args(arg, &o);
+    if (vfs_normalize(&s->fs, path, norm, sizeof(norm)) < 0)
+        return reply_errno(s, errno);
     if (path != NULL && vfs_stat(&s->fs, path, &st) < 0)
         return reply_errno(s, errno);
-    if (listing_list(&s->fs, path, &o, mem_emit, &m) < 0) {
-        int err = errno;
-        free(m.p);
-        return reply_errno(s, err);
-    }
+    l = listing_open(&s->fs, path, LISTING_LIST, &o);
+    if (l == NULL)
+        return reply_errno(s, errno);
+    log_unsorted(s, l, norm);
     rc = reply_begin(s, 213, "Status of %s:", path != NULL ? path : vfs_cwd(&s->fs));
-    /* Bounded by the listing's size: each turn consumes one line. */
-    while (rc == 0 && pos < m.len) {
-        const char *nl = memchr(m.p + pos, '\n', m.len - pos);
-        size_t end = nl != NULL ? (size_t)(nl - m.p) : m.len;
-        size_t len = end - pos;
-
-        if (len > 0 && m.p[pos + len - 1] == '\r')
-            len--;
-        rc = reply_line(s, "%.*s", (int)len, m.p + pos);
-        pos = end + 1;
+    /* One reply line per listing line, as they are formatted: bounded by
+     * the listing, each turn takes one line. */
+    n = 0;
+    while (rc == 0) {
+        n = listing_next(l, &line);
+        if (n <= 0)
+            break;
+        rc = reply_line(s, "%.*s", (int)n - 2, line); /* without its CRLF */
     }
-    free(m.p);
+    if (n < 0) {
+        int err = errno;
+
+        listing_close(l);
+        /* A multi-line reply ends with its own code; the text says why
+         * the listing stopped short. */
+        log_msg("%s: STAT %s: %s", s->peer_str, norm, strerror(err));
+        return reply(s, 213, "End of status (listing incomplete: %s).", strerror(err));
+    }
+    listing_close(l);
     if (rc < 0)
         return -1;
     return reply(s, 213, "End of status.");

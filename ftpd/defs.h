@@ -29,6 +29,9 @@
 
 /* Transfer buffer (the ASCII conversion buffer is twice as large). */
 #define FTPD_XFER_BUF (128 * 1024)
+/* Allocations from this size on get their own mapping, so they go back to
+ * the system when freed (session buffers, listing names). */
+#define FTPD_MMAP_THRESHOLD (128 * 1024)
 /* Binary downloads: bytes per sendfile(2) call, and how many calls may pass
  * between looks at the control connection (ABOR, STAT). */
 #define FTPD_SENDFILE_CHUNK (256 * 1024)
@@ -41,9 +44,6 @@
 #define FTPD_HASH_READ ((size_t)256 * 1024)
 /* SIZE in TYPE A reads the file to count line ends; larger files get 550. */
 #define FTPD_ASCII_SIZE_MAX (64 * 1024 * 1024)
-/* A directory listing is built in memory before it is sent; beyond this
- * size the listing fails with 451 rather than exhausting memory. */
-#define FTPD_LISTING_MAX (64 * 1024 * 1024)
 
 /* Defaults of the configurable limits. */
 #define FTPD_DEFAULT_LISTEN "127.0.0.1:2121"
@@ -54,7 +54,8 @@
 #define FTPD_DEFAULT_LOGIN_TIMEOUT 30
 /* Per-address limits count an IPv6 client by its /64 (one host or site). */
 #define FTPD_DEFAULT_IPV6_PREFIX 64
-/* All listings together hold at most this many bytes of names. */
+/* All listings together hold at most this many bytes of names (to sort
+ * them); a listing refused more is sent in directory order. */
 #define FTPD_DEFAULT_LISTING_MEMORY (64ull << 20)
 /* Failed logins per address or per account before a ban, and its length. */
 #define FTPD_DEFAULT_MAX_LOGIN_FAILS 10

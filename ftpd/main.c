@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "connlimit.h"
 #include "defs.h"
+#include "listbudget.h"
 #include "log.h"
 #include "login.h"
 #include "secfile.h"
@@ -188,6 +190,12 @@ int main(int argc, char **argv)
     char why[256];
     int rc;
 
+#ifdef M_MMAP_THRESHOLD
+    /* A fixed threshold: glibc would otherwise raise it after each large
+     * free, and the next session buffers and listing names would then stay
+     * in the threads' heaps after their sessions end. */
+    mallopt(M_MMAP_THRESHOLD, FTPD_MMAP_THRESHOLD);
+#endif
     rc = config_parse_args(&cfg, argc, argv);
     if (rc == CONFIG_EXIT_OK)
         return 0;
@@ -209,6 +217,7 @@ int main(int argc, char **argv)
     }
     if (connlimit_init(cfg.max_clients, cfg.max_per_ip, cfg.ipv6_prefix) < 0 ||
         throttle_init(cfg.max_login_fails, cfg.ban_time, cfg.ipv6_prefix) < 0 ||
+        listbudget_init(cfg.max_listing_memory) < 0 ||
         pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;

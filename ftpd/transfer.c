@@ -736,11 +736,11 @@ static xfer_result send_loop(loop_state *ls, const xfer_job *job, off_t *bytes, 
 {
     session *s = ls->s;
     const unsigned char *out = NULL;
-    size_t outlen = 0, mem_off = 0;
+    size_t outlen = 0;
     off_t total = 0;
     bool eof = false;
 
-    if (job->mem == NULL && !job->ascii) {
+    if (job->source == NULL && !job->ascii) {
         int r = sendfile_loop(ls, job, bytes, err);
         if (r >= 0)
             return (xfer_result)r;
@@ -753,30 +753,23 @@ static xfer_result send_loop(loop_state *ls, const xfer_job *job, off_t *bytes, 
         int w;
 
         if (outlen == 0 && !eof) {
-            if (job->mem != NULL) {
-                size_t n = job->mem_len - mem_off;
-                if (n > FTPD_XFER_BUF)
-                    n = FTPD_XFER_BUF;
-                out = (const unsigned char *)job->mem + mem_off;
-                outlen = n;
-                mem_off += n;
-                eof = n == 0;
+            /* A source is pulled only when the last chunk has gone out, so
+             * what it produces is held one chunk at a time. */
+            ssize_t r = job->source != NULL ? job->source(job->source_ctx, s->buf, FTPD_XFER_BUF)
+                                            : read(job->file_fd, s->buf, FTPD_XFER_BUF);
+            if (r < 0 && errno == EINTR && job->source == NULL)
+                continue;
+            if (r < 0) {
+                *err = errno;
+                return XFER_FILE_FAILED;
+            }
+            eof = r == 0;
+            if (job->ascii && job->source == NULL) {
+                outlen = to_crlf(s->buf, (size_t)r, s->abuf);
+                out = s->abuf;
             } else {
-                ssize_t r = read(job->file_fd, s->buf, FTPD_XFER_BUF);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r < 0) {
-                    *err = errno;
-                    return XFER_FILE_FAILED;
-                }
-                eof = r == 0;
-                if (job->ascii) {
-                    outlen = to_crlf(s->buf, (size_t)r, s->abuf);
-                    out = s->abuf;
-                } else {
-                    outlen = (size_t)r;
-                    out = s->buf;
-                }
+                outlen = (size_t)r;
+                out = s->buf;
             }
         }
         if (outlen == 0 && eof)

@@ -24,12 +24,16 @@ void xfer_forget(session *s);
 /* Is a data connection prepared (PASV/EPSV/PORT/EPRT seen)? */
 bool xfer_prepared(const session *s);
 
+/* A byte source for a download that is no file (a listing): fills buf with
+ * up to cap bytes. Returns the count, 0 at the end, -1 with errno. */
+typedef ssize_t (*xfer_source)(void *ctx, void *buf, size_t cap);
+
 typedef struct xfer_job {
     char direction;           /* 'o': source -> client, 'i': client -> file */
-    int file_fd;              /* file to read or write; -1 with mem */
-    const char *mem;          /* or send these bytes (listings) */
-    size_t mem_len;
-    bool ascii;               /* convert line ends (not for mem) */
+    int file_fd;              /* file to read or write; -1 with a source */
+    xfer_source source;       /* or send what this produces (listings), */
+    void *source_ctx;         /* pulled as the data connection takes it */
+    bool ascii;               /* convert line ends (not for a source) */
     off_t total;              /* for STAT; -1 unknown */
     const char *path;         /* virtual path, for STAT */
     const char *opening;      /* text of the 150 reply */

@@ -1,6 +1,9 @@
 /*
  * test_ftpd_listing.c - LIST lines parsed back the way clients parse them,
- * MLSD/MLST facts, NLST names, symlink handling and a 10,000-entry listing.
+ * MLSD/MLST facts and their selection, NLST names, symlink handling, a
+ * 10,000-entry listing, the pull iterator with buffers of every size, and
+ * the listing memory budget (unsorted but complete listings when it is
+ * used up).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../ftpd/listbudget.c"
 #include "../../ftpd/listing.c"
 #include "../../ftpd/path.c"
 
@@ -518,19 +522,22 @@ static void test_format_helpers(void **state)
     st.st_ino = 0x1a;
     st.st_size = 12;
     st.st_mtime = t_recent;
-    assert_int_equal(listing_format_facts(&st, NULL, "f", true, buf, sizeof buf), 0);
+    assert_int_equal(listing_format_facts(&st, NULL, "f", true, LISTING_FACTS_ALL, buf, sizeof buf),
+                     0);
     assert_string_equal(buf, "type=file;size=12;modify=20261125184000;perm=adfrw;unique=803g1a; f");
     st.st_mode = S_IFDIR | 0755;
-    assert_int_equal(listing_format_facts(&st, "pdir", "..", false, buf, sizeof buf), 0);
+    assert_int_equal(
+        listing_format_facts(&st, "pdir", "..", false, LISTING_FACTS_ALL, buf, sizeof buf), 0);
     assert_string_equal(buf, "type=pdir;modify=20261125184000;perm=el;unique=803g1a; ..");
 
-    /* The name store refuses to grow past its bound. */
+    /* The name store refuses to grow past its bound (the listing then
+     * goes unsorted). */
     ls_names ns;
     memset(&ns, 0, sizeof ns);
     ns.count = LISTING_MAX_ENTRIES;
     errno = 0;
     assert_int_equal(ls_names_add(&ns, "x"), -1);
-    assert_int_equal(errno, ENOBUFS);
+    assert_int_equal(errno, EOVERFLOW);
 }
 
 /* ---- a big directory ---- */
@@ -551,24 +558,30 @@ static double elapsed(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void test_big_directory(void **state)
+/* A directory dir under the root with n empty files "f00000".."f<n-1>",
+ * created in an order unlike the sorted one. */
+static void make_numbered(const fixture *fx, const char *dir, int n)
 {
-    fixture *fx = *state;
-    enum { N = 10000 };
     char p[512];
-    snprintf(p, sizeof p, "%s/big", fx->root);
+    snprintf(p, sizeof p, "%s/%s", fx->root, dir);
     assert_int_equal(mkdir(p, 0755), 0);
     int dfd = open(p, O_PATH | O_DIRECTORY);
     assert_true(dfd >= 0);
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < n; i++) {
         char name[32];
-        /* Created in an order unlike the sorted one. */
-        snprintf(name, sizeof name, "f%05d", (i * 7919) % N);
+        snprintf(name, sizeof name, "f%05d", (i * 7919) % n);
         int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
         assert_true(fd >= 0);
         close(fd);
     }
     close(dfd);
+}
+
+static void test_big_directory(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 10000 };
+    make_numbered(fx, "big", N);
     listing_opts o = {.now = t_now};
     size_t count = 0;
     struct timespec t0;
@@ -593,6 +606,363 @@ static void test_big_directory(void **state)
     sink_reset(&s);
 }
 
+/* ---- the iterator ---- */
+
+/* The whole listing by listing_read with buffers of cap bytes. Checks that
+ * a read never ends inside a line unless that line alone exceeds cap, and
+ * then the reads that follow start with the rest of that line. */
+static void read_all(listing *l, size_t cap, sink *out)
+{
+    char *buf = malloc(cap);
+    bool inside = false; /* the last read ended inside a line */
+    assert_non_null(buf);
+    for (;;) {
+        ssize_t n = listing_read(l, buf, cap);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        assert_true((size_t)n <= cap);
+        /* LF only ever ends a line here (names with CR or LF are not
+         * listed). */
+        bool ends_line = buf[n - 1] == '\n';
+        if (!ends_line) {
+            /* Only a line longer than the buffer is cut, and then the read
+             * holds nothing but a piece of that line. */
+            assert_int_equal((size_t)n, cap);
+            assert_null(memchr(buf, '\n', (size_t)n));
+        }
+        inside = !ends_line;
+        if (out->len + (size_t)n + 1 > out->cap) {
+            out->cap = (out->len + (size_t)n + 1) * 2;
+            out->buf = realloc(out->buf, out->cap);
+            assert_non_null(out->buf);
+        }
+        memcpy(out->buf + out->len, buf, (size_t)n);
+        out->len += (size_t)n;
+        out->buf[out->len] = '\0';
+    }
+    assert_false(inside);
+    /* At the end it stays at the end. */
+    assert_int_equal(listing_read(l, buf, cap), 0);
+    free(buf);
+}
+
+static void test_iterator_buffers(void **state)
+{
+    fixture *fx = *state;
+    listing_opts o = {.now = t_now};
+    sink whole = {0};
+    char line[1024];
+    char buf[LISTING_LINE_MAX];
+    assert_int_equal(listing_list(&fx->v, "/", &o, sink_emit, &whole), 0);
+    assert_int_equal(whole.lines, 8);
+    /* The first two lines' lengths, CRLF included. */
+    size_t len0 = (size_t)(strstr(whole.buf, "\r\n") + 2 - whole.buf);
+    sink_line(&whole, 1, line, sizeof line);
+    size_t len1 = strlen(line) + 2;
+
+    /* A buffer exactly one line long gets exactly that line, one that
+     * holds two lines minus a byte still only whole lines. */
+    listing *l = listing_open(&fx->v, "/", LISTING_LIST, &o);
+    assert_non_null(l);
+    assert_null(listing_unsorted(l));
+    assert_int_equal(listing_read(l, buf, len0), (ssize_t)len0);
+    assert_memory_equal(buf, whole.buf, len0);
+    assert_int_equal(listing_read(l, buf, len1 + 5), (ssize_t)len1);
+    assert_memory_equal(buf, whole.buf + len0, len1);
+    listing_close(l);
+
+    l = listing_open(&fx->v, "/", LISTING_LIST, &o);
+    assert_non_null(l);
+    assert_int_equal(listing_read(l, buf, len0 + len1), (ssize_t)(len0 + len1));
+    assert_memory_equal(buf, whole.buf, len0 + len1);
+    errno = 0;
+    assert_int_equal(listing_read(l, buf, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    listing_close(l);
+
+    /* Any buffer size gives the same bytes: tiny ones cut every line into
+     * pieces, odd ones split between lines, big ones take everything. */
+    static const size_t caps[] = {1, 2, 7, 10, 61, 100, 333, 4096, LISTING_LINE_MAX, 1 << 20};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        sink got = {0};
+        l = listing_open(&fx->v, "/", LISTING_LIST, &o);
+        assert_non_null(l);
+        read_all(l, caps[i], &got);
+        listing_close(l);
+        assert_int_equal(got.len, whole.len);
+        assert_memory_equal(got.buf, whole.buf, whole.len);
+        sink_reset(&got);
+    }
+
+    /* listing_next after a read that stopped inside a line gives the rest
+     * of that line, then whole lines. */
+    const char *p;
+    l = listing_open(&fx->v, "/", LISTING_LIST, &o);
+    assert_non_null(l);
+    assert_int_equal(listing_read(l, buf, 5), 5);
+    assert_int_equal(listing_next(l, &p), (ssize_t)(len0 - 5));
+    assert_memory_equal(p, whole.buf + 5, len0 - 5);
+    assert_int_equal(listing_next(l, &p), (ssize_t)len1);
+    assert_memory_equal(p, whole.buf + len0, len1);
+    listing_close(l);
+    listing_close(NULL);
+    sink_reset(&whole);
+}
+
+static void test_iterator_empty_and_errors(void **state)
+{
+    fixture *fx = *state;
+    listing_opts o = {.now = t_now};
+    char buf[64];
+    const char *p;
+    listing *l;
+
+    /* An empty directory lists fine: nothing, or MLSD's cdir line. */
+    l = listing_open(&fx->v, "a_dir", LISTING_LIST, &o);
+    assert_non_null(l);
+    assert_int_equal(listing_read(l, buf, sizeof buf), 0);
+    assert_int_equal(listing_next(l, &p), 0);
+    listing_close(l);
+    l = listing_open(&fx->v, "a_dir", LISTING_MLSD, &o);
+    assert_non_null(l);
+    ssize_t n = listing_next(l, &p);
+    assert_true(n > 0);
+    assert_int_equal(strncmp(p, "type=cdir;", 10), 0);
+    assert_memory_equal(p + n - 5, "; .\r\n", 5);
+    assert_int_equal(listing_next(l, &p), 0);
+    listing_close(l);
+
+    /* Errors about the path come from listing_open, before any line. */
+    errno = 0;
+    assert_null(listing_open(&fx->v, "nope", LISTING_NLST, &o));
+    assert_int_equal(errno, ENOENT);
+    errno = 0;
+    assert_null(listing_open(&fx->v, "b.txt", LISTING_MLSD, &o));
+    assert_int_equal(errno, ENOTDIR);
+    errno = 0;
+    assert_null(listing_open(&fx->v, "link_etc/passwd", LISTING_LIST, &o));
+    assert_int_equal(errno, EXDEV);
+    /* A file is its own one-line listing. */
+    l = listing_open(&fx->v, "b.txt", LISTING_NLST, &o);
+    assert_non_null(l);
+    assert_int_equal(listing_read(l, buf, sizeof buf), 7);
+    assert_memory_equal(buf, "b.txt\r\n", 7);
+    assert_int_equal(listing_read(l, buf, sizeof buf), 0);
+    listing_close(l);
+}
+
+/* ---- MLSx fact selection ---- */
+
+static void test_fact_mask(void **state)
+{
+    fixture *fx = *state;
+    listing_opts o = {.now = t_now};
+    sink s = {0};
+    char line[1024];
+    char want[512];
+    char uniq[64];
+    char buf[512];
+
+    /* OPTS MLST type;perm; */
+    o.omit_facts = LISTING_FACTS_ALL & ~(LISTING_FACT_TYPE | LISTING_FACT_PERM);
+    assert_int_equal(listing_mlsd(&fx->v, "/", &o, sink_emit, &s), 0);
+    assert_int_equal(s.lines, 10);
+    sink_line(&s, 0, line, sizeof line);
+    assert_string_equal(line, "type=cdir;perm=el; .");
+    sink_line(&s, 3, line, sizeof line);
+    assert_string_equal(line, "type=file;perm=r; b.txt");
+    sink_line(&s, 5, line, sizeof line);
+    assert_string_equal(line, "type=OS.unix=symlink;perm=; link_etc");
+    sink_reset(&s);
+
+    /* size;unique; : a directory has no size fact. */
+    o.omit_facts = LISTING_FACTS_ALL & ~(LISTING_FACT_SIZE | LISTING_FACT_UNIQUE);
+    assert_int_equal(listing_mlsd(&fx->v, "/", &o, sink_emit, &s), 0);
+    sink_line(&s, 2, line, sizeof line);
+    unique_of(fx, "a_dir", uniq, sizeof uniq);
+    snprintf(want, sizeof want, "unique=%s; a_dir", uniq);
+    assert_string_equal(line, want);
+    sink_line(&s, 3, line, sizeof line);
+    unique_of(fx, "b.txt", uniq, sizeof uniq);
+    snprintf(want, sizeof want, "size=1234;unique=%s; b.txt", uniq);
+    assert_string_equal(line, want);
+    sink_reset(&s);
+
+    /* No facts at all: " name" (RFC 3659 7.2). */
+    o.omit_facts = LISTING_FACTS_ALL;
+    assert_int_equal(listing_mlsd(&fx->v, "/", &o, sink_emit, &s), 0);
+    sink_line(&s, 0, line, sizeof line);
+    assert_string_equal(line, " .");
+    sink_line(&s, 3, line, sizeof line);
+    assert_string_equal(line, " b.txt");
+    sink_reset(&s);
+
+    /* MLST takes the same selection. */
+    o.omit_facts = LISTING_FACTS_ALL & ~LISTING_FACT_MODIFY;
+    assert_int_equal(listing_mlst(&fx->v, "/b.txt", &o, buf, sizeof buf), 0);
+    assert_string_equal(buf, "modify=20261125184000; /b.txt");
+    /* LIST and NLST do not care. */
+    o.omit_facts = LISTING_FACTS_ALL;
+    assert_int_equal(listing_nlst(&fx->v, "b.txt", &o, sink_emit, &s), 0);
+    assert_string_equal(s.buf, "b.txt\r\n");
+    sink_reset(&s);
+
+    /* The formatter itself; a line that does not fit is refused whole. */
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_mode = S_IFREG | 0644;
+    st.st_size = 12;
+    st.st_mtime = t_recent;
+    assert_int_equal(
+        listing_format_facts(&st, NULL, "f", false, LISTING_FACT_SIZE, buf, sizeof buf), 0);
+    assert_string_equal(buf, "size=12; f");
+    assert_int_equal(
+        listing_format_facts(&st, "cdir", ".", false, LISTING_FACT_TYPE, buf, sizeof buf), 0);
+    assert_string_equal(buf, "type=cdir; .");
+    errno = 0;
+    assert_int_equal(listing_format_facts(&st, NULL, "f", false, LISTING_FACTS_ALL, buf, 30), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+    errno = 0;
+    assert_int_equal(listing_format_facts(&st, NULL, "name", false, 0, buf, 5), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+}
+
+/* ---- the listing budget ---- */
+
+/* Tests that set a small limit put back one no test reaches. */
+#define NO_LIMIT (1ull << 40)
+
+static void test_budget_counter(void **state)
+{
+    (void)state;
+    assert_int_equal(listbudget_init(1000), 0);
+    assert_int_equal(listbudget_used(), 0);
+    assert_int_equal(listbudget_reserve(600), 0);
+    assert_int_equal(listbudget_reserve(400), 0);
+    assert_int_equal(listbudget_used(), 1000);
+    errno = 0;
+    assert_int_equal(listbudget_reserve(1), -1);
+    assert_int_equal(errno, ENOBUFS);
+    assert_int_equal(listbudget_used(), 1000);
+    listbudget_release(400);
+    errno = 0;
+    assert_int_equal(listbudget_reserve(401), -1);
+    assert_int_equal(errno, ENOBUFS);
+    assert_int_equal(listbudget_reserve(400), 0);
+    listbudget_release(1000);
+    assert_int_equal(listbudget_used(), 0);
+    /* A request larger than the whole limit never wraps around. */
+    assert_int_equal(listbudget_reserve((size_t)-1), -1);
+    assert_int_equal(listbudget_used(), 0);
+    assert_int_equal(listbudget_init(NO_LIMIT), 0);
+}
+
+/* The names of an NLST, checked to be n distinct "fNNNNN" names, each of
+ * 0..n-1 exactly once; returns whether they came sorted. */
+static bool check_numbered(const sink *s, int n)
+{
+    bool sorted = true;
+    char *seen = calloc((size_t)n, 1);
+    const char *p = s->buf;
+    int prev = -1;
+    assert_non_null(seen);
+    assert_int_equal(s->lines, n);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        assert_int_equal(p[0], 'f');
+        long v = strtol(p + 1, &end, 10);
+        assert_true(v >= 0 && v < n);
+        assert_memory_equal(end, "\r\n", 2);
+        assert_int_equal(seen[v], 0); /* never twice */
+        seen[v] = 1;
+        if (v < prev)
+            sorted = false;
+        prev = (int)v;
+        p = end + 2;
+    }
+    free(seen);
+    return sorted;
+}
+
+static void test_budget_listings(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 10000 };
+    listing_opts o = {.now = t_now};
+    sink s = {0};
+    make_numbered(fx, "big", N);
+
+    /* While open, a listing holds its names' memory, in whole chunks; it
+     * gives all of it back when closed. */
+    assert_int_equal(listbudget_init(NO_LIMIT), 0);
+    assert_int_equal(listbudget_used(), 0);
+    listing *a = listing_open(&fx->v, "big", LISTING_NLST, &o);
+    assert_non_null(a);
+    assert_null(listing_unsorted(a));
+    unsigned long long held = listbudget_used();
+    /* 10,000 names of 7 bytes, offsets and their sort scratch. */
+    assert_true(held >= N * 7 + 2 * N * 4);
+    assert_true(held <= 256 * 1024);
+    assert_int_equal(held % LISTING_BUDGET_CHUNK, 0);
+
+    /* With all of the budget in use, another listing of a directory is
+     * still complete, in directory order, and holds nothing. */
+    assert_int_equal(listbudget_init(held), 0);
+    listing *b = listing_open(&fx->v, "big", LISTING_NLST, &o);
+    assert_non_null(b);
+    assert_non_null(listing_unsorted(b));
+    assert_non_null(strstr(listing_unsorted(b), "budget"));
+    assert_int_equal(listbudget_used(), held);
+    read_all(b, 4096, &s);
+    s.lines = 0;
+    for (const char *p = s.buf; (p = strstr(p, "\r\n")) != NULL; p += 2)
+        s.lines++;
+    assert_false(check_numbered(&s, N));
+    sink_reset(&s);
+    listing_close(b);
+    assert_int_equal(listbudget_used(), held);
+    listing_close(a);
+    assert_int_equal(listbudget_used(), 0);
+
+    /* A budget of one chunk: small directories stay sorted, a large one
+     * goes unsorted after its names outgrew the chunk, and no name is
+     * lost or listed twice, in any format. */
+    assert_int_equal(listbudget_init(LISTING_BUDGET_CHUNK), 0);
+    assert_int_equal(listing_nlst(&fx->v, "/", &o, sink_emit, &s), 0);
+    assert_int_equal(strncmp(s.buf, "a_dir\r\nb.txt\r\n", 14), 0);
+    sink_reset(&s);
+    assert_int_equal(listing_nlst(&fx->v, "big", &o, sink_emit, &s), 0);
+    assert_false(check_numbered(&s, N));
+    sink_reset(&s);
+    size_t count = 0;
+    assert_int_equal(listing_list(&fx->v, "big", &o, count_emit, &count), 0);
+    assert_int_equal(count, N);
+    assert_int_equal(listing_mlsd(&fx->v, "big", &o, sink_emit, &s), 0);
+    assert_int_equal(s.lines, N + 1);
+    assert_int_equal(strncmp(s.buf, "type=cdir;", 10), 0);
+    /* Every MLSD name once: the names after "; " as an NLST would show. */
+    sink names = {0};
+    const char *p = strstr(s.buf, "\r\n") + 2;
+    for (int i = 0; i < N; i++) {
+        const char *name = strstr(p, "; ") + 2;
+        const char *e = strstr(name, "\r\n");
+        assert_int_equal(sink_emit(&names, name, (size_t)(e - name) + 2), 0);
+        p = e + 2;
+    }
+    assert_false(check_numbered(&names, N));
+    sink_reset(&names);
+    sink_reset(&s);
+    assert_int_equal(listbudget_used(), 0);
+
+    /* A budget of nothing at all: even the smallest directory is listed. */
+    assert_int_equal(listbudget_init(0), 0);
+    assert_int_equal(listing_nlst(&fx->v, "/", &o, sink_emit, &s), 0);
+    assert_int_equal(s.lines, 9); /* the eight names of setup() and "big" */
+    sink_reset(&s);
+    assert_int_equal(listbudget_init(NO_LIMIT), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +973,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mlst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_helpers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_buffers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_empty_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fact_mask, setup, teardown),
+        cmocka_unit_test(test_budget_counter),
+        cmocka_unit_test_setup_teardown(test_budget_listings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
