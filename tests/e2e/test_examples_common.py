@@ -18,6 +18,9 @@ import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SOCKSERV_BIN") or os.path.join(REPO, "build", "bin")
+# Under ThreadSanitizer a stop signal is sent again after this many seconds
+# (see Server.stop); 0 elsewhere.
+TSAN_SIGNAL_RETRY = 5 if os.environ.get("SANITIZE") == "thread" else 0
 
 # Generous bounds: sanitizer builds start and run several times slower.
 START_TIMEOUT = 15.0
@@ -138,6 +141,19 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
+            if TSAN_SIGNAL_RETRY:
+                try:
+                    return self.proc.wait(timeout=TSAN_SIGNAL_RETRY)
+                except subprocess.TimeoutExpired:
+                    # ThreadSanitizer's runtime defers asynchronous signals
+                    # to a safe point and, about once in a few hundred
+                    # stops under load, never runs the handler (the kernel
+                    # shows nothing pending and the loop never wakes; plain
+                    # builds never do this). Say so and ask once more.
+                    sys.stderr.write("%s: no exit %ds after signal %d under TSan; "
+                                     "sending it again\n" % (self.name, TSAN_SIGNAL_RETRY, sig))
+                    if self.proc.poll() is None:
+                        self.proc.send_signal(sig)
             return self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.kill()
