@@ -413,6 +413,8 @@ static int cmd_hash(session *s, const char *arg)
     /* --hash-max-size 0 turns HASH off; FEAT does not list it then. */
     if (s->cfg->hash_max_size == 0)
         return reply(s, 502, "HASH not enabled.");
+    if (arg == NULL || *arg == '\0')
+        return reply(s, 501, "HASH needs an argument.");
     if (vfs_normalize(&s->fs, arg, norm, sizeof(norm)) < 0)
         return reply_errno(s, errno);
     fd = vfs_open(&s->fs, arg, O_RDONLY, 0);
@@ -990,7 +992,7 @@ static int cmd_opts(session *s, const char *arg)
     }
     if (strcasecmp(word, "MLST") == 0)
         return opts_mlst(s, val);
-    if (strcasecmp(word, "HASH") == 0) {
+    if (strcasecmp(word, "HASH") == 0 && s->cfg->hash_max_size != 0) {
         const char *algo;
 
         if (*val == '\0')
@@ -1049,7 +1051,7 @@ static const command command_table[] = {
     {"MLST", cmd_mlst, 0, "MLST [path]"},
     {"SIZE", cmd_size, F_ARG, "SIZE path"},
     {"MDTM", cmd_mdtm, F_ARG, "MDTM path"},
-    {"HASH", cmd_hash, F_ARG, "HASH path"},
+    {"HASH", cmd_hash, 0, "HASH path"},
     {"SITE", cmd_site, F_ARG, "SITE CHMOD mode path | SITE HELP"},
     {"SYST", cmd_syst, F_PRE, "SYST"},
     {"STAT", cmd_stat, 0, "STAT [path]"},

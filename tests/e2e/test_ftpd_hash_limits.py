@@ -264,6 +264,9 @@ class HashDisabledTest(T.ServerTestCase):
                          "FEAT lists HASH with --hash-max-size 0: %s" % feat)
         r = c.cmd("HASH small.txt")
         self.assertEqual(r.code, 502, "HASH with --hash-max-size 0: %s" % r)
+        self.assertEqual(c.cmd("HASH").code, 502)
+        # Nothing about HASH is offered: OPTS HASH is not understood either.
+        self.assertEqual(c.cmd("OPTS HASH SHA-1").code, 501)
         self.assertEqual(c.cmd("NOOP").code, 200)
 
 
