@@ -58,7 +58,7 @@
  * them); a listing refused more is sent in directory order. */
 #define FTPD_DEFAULT_LISTING_MEMORY (64ull << 20)
 /* Failed logins per address or per account before a ban, and its length. */
-#define FTPD_DEFAULT_MAX_LOGIN_FAILS 10
+#define FTPD_DEFAULT_MAX_LOGIN_FAILS 20
 #define FTPD_DEFAULT_BAN_TIME 300
 /* HASH digests files up to this size (about 1 CPU-second per GiB). */
 #define FTPD_DEFAULT_HASH_MAX_SIZE (1ull << 30)
