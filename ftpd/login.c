@@ -22,14 +22,6 @@ int login_init(const ftpd_config *cfg)
     return root_fd < 0 ? -1 : 0;
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleep until the monotonic clock reads at_ms. */
 static void sleep_until(long long at_ms)
 {
@@ -61,7 +53,7 @@ int login_cmd_user(session *s, const char *arg)
 static int login_failed(session *s, long long started_ms, const char *why)
 {
     int bans;
-    long long took = mono_ms() - started_ms;
+    long long took = session_now_ms() - started_ms;
 
     s->login_failures++;
     bans = throttle_done((const struct sockaddr *)&s->peer, s->user, false);
@@ -113,7 +105,7 @@ static int login_anonymous(session *s, const char *password)
 
 int login_cmd_pass(session *s, const char *arg)
 {
-    long long started = mono_ms();
+    long long started = session_now_ms();
     char home[PATH_MAX];
 
     if (s->logged_in)

@@ -206,15 +206,20 @@ static int path_open_parent(const vfs *v, const char *path, char name[NAME_MAX +
     return path_openat2(v->root_fd, path_relative(norm), O_PATH | O_DIRECTORY, 0);
 }
 
-int vfs_open_root(vfs *v, const char *root_dir)
+/* The session root becomes fd (or the open failed: -1); cwd is "/". */
+static int path_set_root(vfs *v, int fd)
 {
-    int fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     v->root_fd = fd;
     v->cwd[0] = '/';
     v->cwd[1] = '\0';
     return 0;
+}
+
+int vfs_open_root(vfs *v, const char *root_dir)
+{
+    return path_set_root(v, open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 int vfs_open_home(vfs *v, int root_fd, const char *home)
@@ -222,28 +227,17 @@ int vfs_open_home(vfs *v, int root_fd, const char *home)
     /* No symlink anywhere on the way, not even one that stays beneath the
      * root: a home is a plain directory path, and a link in it could be
      * swapped by anyone who may write its parent. */
-    int fd = path_openat2_how(root_fd, home == NULL || home[0] == '\0' ? "." : home,
-                              O_PATH | O_DIRECTORY, 0,
-                              RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS);
-    if (fd < 0)
-        return -1;
-    v->root_fd = fd;
-    v->cwd[0] = '/';
-    v->cwd[1] = '\0';
-    return 0;
+    return path_set_root(
+        v, path_openat2_how(root_fd, home == NULL || home[0] == '\0' ? "." : home,
+                            O_PATH | O_DIRECTORY, 0,
+                            RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS));
 }
 
 int vfs_open_root_fd(vfs *v, int dir_fd)
 {
     /* Reopening "." rather than dup() gives an O_PATH descriptor of our own
      * and proves that dir_fd is a directory. */
-    int fd = openat(dir_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    v->root_fd = fd;
-    v->cwd[0] = '/';
-    v->cwd[1] = '\0';
-    return 0;
+    return path_set_root(v, openat(dir_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 void vfs_close(vfs *v)
