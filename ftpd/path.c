@@ -47,8 +47,7 @@
 #endif
 #endif
 
-static int path_openat2_how(int dirfd, const char *rel, int flags, mode_t mode,
-                            uint64_t resolve)
+static int path_openat2_how(int dirfd, const char *rel, int flags, mode_t mode, uint64_t resolve)
 {
     struct open_how how;
     memset(&how, 0, sizeof how);
