@@ -493,6 +493,38 @@ static void test_max_connections_datagram(void **state)
     tu_chan_close(&release);
 }
 
+/* The pool's full queue goes to the same hook, with its own reason; a
+ * limit that is not reached changes nothing there. */
+static void test_pool_full_reason(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = stream_handle};
+
+    (void)state;
+    tu_options(&opt, TU_TCP, SS_MODE_POOL, NULL, 0);
+    opt.pool_workers = 1;
+    opt.pool_queue = 0;
+    opt.pool_full = SS_POOL_REJECT;
+    opt.max_connections = 5;
+    opt.reject = reject_hook;
+    atomic_store(&rejects, 0);
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    tu_serve *serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    int fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    assert_true(started(fd) > 0);
+    int extra = tu_client(srv, NULL, 0);
+    assert_true(extra >= 0);
+    expect_rejected(extra, SS_REJECT_QUEUE_FULL);
+    assert_int_equal(count4(srv, "127.0.0.1"), 1); /* the rejected one never counted */
+    finish(fd);
+    assert_int_equal(count4(srv, "127.0.0.1"), 0);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    tu_server_free(srv);
+}
+
 /* Without limits nothing is counted (and nothing costs). */
 static void test_no_limits_no_count(void **state)
 {
@@ -521,6 +553,7 @@ int main(void)
         TU_TEST(test_slots_come_back),
         TU_TEST(test_fork_sigkill_frees_slot),
         TU_TEST(test_max_connections_datagram),
+        TU_TEST(test_pool_full_reason),
         TU_TEST(test_no_limits_no_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
