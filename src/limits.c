@@ -266,6 +266,7 @@ int ss__limits_admit(ss_server *srv, ss_request *req)
     peer_entry *e = NULL;
     ss_reject_reason reason = SS_REJECT_NONE;
 
+    req->reject_reason = SS_REJECT_NONE;
     if (ss__peer_key_of((const struct sockaddr *)&req->addr, req->addrlen, l->prefix6, &req->key) <
         0)
         req->key.family = 0; /* Unix peers: only the total counts */
