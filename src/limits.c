@@ -179,7 +179,7 @@ static peer_entry *find(const ss__limits *l, const ss__peer_key *key, peer_entry
 static void grow(ss__limits *l)
 {
     size_t n = l->nbuckets * 2;
-    peer_entry **nb = calloc(n, sizeof *nb);
+    peer_entry **nb = calloc(n, sizeof(peer_entry *));
     if (nb == NULL)
         return;
     peer_entry **old = l->buckets;
@@ -225,7 +225,7 @@ int ss__limits_init(ss_server *srv)
     ss__limits *l = calloc(1, sizeof *l);
     if (l == NULL)
         return -1;
-    l->buckets = calloc(LIMITS_MIN_BUCKETS, sizeof *l->buckets);
+    l->buckets = calloc(LIMITS_MIN_BUCKETS, sizeof(peer_entry *));
     if (l->buckets == NULL) {
         free(l);
         errno = ENOMEM;

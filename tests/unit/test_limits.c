@@ -251,6 +251,55 @@ static void test_peer_key(void **state)
     assert_int_equal(ss__peer_key_of((struct sockaddr *)&v4, 2, 64, &k), -1);
 }
 
+/* The table itself, without sockets: many peers (so it grows), each
+ * counted once and turned away the second time, the total limit, and every
+ * entry gone after the requests leave. */
+static void test_table(void **state)
+{
+    enum { PEERS = 1000 };
+    ss_options opt;
+    static ss_request *reqs[PEERS];
+
+    (void)state;
+    ss_options_init(&opt);
+    opt.max_per_peer = 1;
+    opt.max_connections = PEERS;
+    ss_server *srv = tu_server_new(&opt, NULL);
+    assert_non_null(srv);
+    for (int i = 0; i < PEERS; i++) {
+        char a[64];
+        snprintf(a, sizeof(a), "2001:db8:%x:%x::1", i / 7, i);
+        struct sockaddr_in6 sa = ipv6(a);
+        reqs[i] = ss__request_new(srv);
+        assert_non_null(reqs[i]);
+        memcpy(&reqs[i]->addr, &sa, sizeof(sa));
+        reqs[i]->addrlen = sizeof(sa);
+        assert_int_equal(ss__limits_admit(srv, reqs[i]), 0);
+        assert_int_equal(ss_server_peer_count(srv, (struct sockaddr *)&sa, sizeof(sa)), 1);
+    }
+    ss_request *again = ss__request_new(srv);
+    assert_non_null(again);
+    memcpy(&again->addr, &reqs[PEERS / 2]->addr, sizeof(again->addr));
+    again->addrlen = reqs[PEERS / 2]->addrlen;
+    assert_int_equal(ss__limits_admit(srv, again), -1);
+    assert_int_equal(again->reject_reason, SS_REJECT_MAX_CONNECTIONS);
+    ss__limits_leave(reqs[0]);
+    assert_int_equal(ss__limits_admit(srv, again), -1);
+    assert_int_equal(again->reject_reason, SS_REJECT_MAX_PER_PEER);
+    for (int i = 1; i < PEERS; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&reqs[i]->addr;
+        ss__limits_leave(reqs[i]);
+        ss__limits_leave(reqs[i]); /* a second leave is a no-op */
+        assert_int_equal(ss_server_peer_count(srv, sa, reqs[i]->addrlen), 0);
+        ss__request_free(reqs[i]);
+    }
+    ss__request_free(reqs[0]);
+    assert_int_equal(ss__limits_admit(srv, again), 0);
+    ss__limits_leave(again);
+    ss__request_free(again);
+    tu_server_free(srv);
+}
+
 /* ---- streams ------------------------------------------------------------ */
 
 /* max_connections N: the N+1th connection gets the hook's line and is
@@ -547,6 +596,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_peer_key),
+        TU_TEST(test_table),
         TU_TEST(test_max_connections_stream),
         TU_TEST(test_max_per_peer),
         TU_TEST(test_peer_count_ipv6),
