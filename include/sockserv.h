@@ -4,6 +4,7 @@
  * One request walks a straight line:
  *
  *   ss_serve_forever -> get_request (accept / recvfrom) -> verify_request
+ *     -> the connection limits, if set (over one: the reject hook, close)
  *     -> process_request (the mode: sync, threading, forking or pool)
  *       -> finish_request: handler.setup, handler.handle, handler.finish
  *       -> shutdown_request (close the connection, release the request)
@@ -91,11 +92,32 @@ typedef struct ss_handler {
     void (*finish)(ss_request *req);
 } ss_handler;
 
+/* Why a request was turned away before its handler ran (the reject hook
+ * reads it with ss_request_reject_reason). */
+typedef enum ss_reject_reason {
+    SS_REJECT_NONE = 0,
+    SS_REJECT_QUEUE_FULL,      /* pool + SS_POOL_REJECT: the queue is full */
+    SS_REJECT_MAX_CONNECTIONS, /* max_connections requests run already */
+    SS_REJECT_MAX_PER_PEER     /* max_per_peer requests of this peer run */
+} ss_reject_reason;
+
 /*
  * Server options. Call ss_options_init() first: it fills in Python's defaults,
  * then set what you need. Where we differ from Python, the comment says why.
+ *
+ * The struct carries its own size (struct_size, set by ss_options_init) and
+ * new options are only ever appended, so a program built against an older
+ * header keeps working with a newer library: ss_server_new takes the options
+ * the program's struct has and the defaults for the rest; and a program
+ * built against a newer header fails cleanly (EINVAL) on an older library
+ * only when it sets an option that library does not know. A size field
+ * rather than one setter per option keeps the plain designated-field style
+ * (opt.mode = ...) that every user writes; many C libraries version their
+ * option structs the same way (and Linux's clone3/openat2 argument structs).
  */
 typedef struct ss_options {
+    size_t struct_size;         /* sizeof the struct the caller has; set by
+                                   ss_options_init, leave it alone */
     /* "127.0.0.1:8003", "[::1]:0", "[::]:21" (dual-stack), "localhost:80",
      * "unix:/path/to/sock", "unix:@abstract", ":8003" or "*:8003" (every
      * IPv4 address, Python's ""), "[fe80::1%eth0]:80". Port 0 binds an
@@ -160,8 +182,13 @@ typedef struct ss_options {
     /* Called once per turn of the serve loop (after each request, and at
      * least every poll_interval). */
     void (*service_actions)(ss_server *srv);
-    /* pool + SS_POOL_REJECT: called in the serving thread for each request
-     * dropped because the queue is full, before it is closed. */
+    /* Called in the serving thread for each request turned away before a
+     * handler runs: the pool's queue is full (pool + SS_POOL_REJECT), or
+     * max_connections or max_per_peer is reached (every mode). It may write
+     * a last word (a stream: "421 Too many connections\r\n"; a datagram:
+     * ss_reply or ss_write, sent at once); then the connection is shut down
+     * and closed, or the datagram dropped. ss_request_reject_reason tells
+     * why. It should not wait long: the loop waits for it. */
     void (*reject)(ss_request *req);
     /* Called after the socket is made and the options above are applied,
      * before bind(): set further socket options here (SO_RCVBUF, IPV6_V6ONLY
@@ -171,17 +198,53 @@ typedef struct ss_options {
     int (*prepare_socket)(ss_server *srv, int fd);
 
     void *user;                 /* yours; ss_server_user() returns it */
+
+    /* ---- appended after 0.1; zero keeps the 0.1 behaviour ---- */
+
+    /* Connection accounting, in every mode and transport. A request counts
+     * from the moment it passed verify_request until it ends (a stream: its
+     * connection; a datagram: while its handler runs). Over a limit the
+     * request goes to the reject hook and is closed (dropped) without a
+     * handler. A slot is free again when the request ends: a stream's just
+     * before its connection is shut down (a client that saw the end can
+     * come back at once), a datagram's after its reply went out; in forking
+     * mode when the server reaps the child, whatever ended it (exit, crash,
+     * SIGKILL), which can be a moment after the client saw the end. */
+    unsigned max_connections;   /* requests at once; 0 = no limit (default) */
+    unsigned max_per_peer;      /* requests at once from one peer; 0 = no
+                                   limit (default). IPv4 (and IPv4-mapped
+                                   IPv6) peers are single addresses; Unix
+                                   socket peers are not limited by it */
+    unsigned peer_prefix6;      /* IPv6: the prefix length that names one
+                                   peer, 0..128; default 64 (a /64 is what a
+                                   single host usually gets; 128 = per
+                                   address) */
 } ss_options;
 
-/* Fill *opt with the defaults listed above. */
+/* Fill the first size bytes of *opt with the defaults listed above (every
+ * option the library knows whose bytes fit; the rest of the size zero) and
+ * set opt->struct_size = size. Use the macro below. */
+SS_API void ss_options_init_size(ss_options *opt, size_t size);
+
+/* Fill *opt with the defaults listed above. The function of this name (for
+ * callers that cannot use the macro: (ss_options_init)(&opt), bindings from
+ * other languages) fills the options of version 0.1 only; the ones appended
+ * later keep their defaults whatever is stored in them. */
 SS_API void ss_options_init(ss_options *opt);
+#define ss_options_init(o) ss_options_init_size((o), sizeof *(o))
 
 /* ---- server lifecycle -------------------------------------------------- */
 
 /* Create the socket, bind and activate it (Python's bind_and_activate), and
- * for pool mode start the workers. Returns NULL with errno set on failure
- * (EINVAL for a bad option or address string, EADDRINUSE, EACCES, ...);
- * nothing is leaked. The handler is copied. */
+ * for pool mode start the workers. opt NULL means the defaults. Returns NULL
+ * with errno set on failure (EINVAL for a bad option or address string,
+ * EADDRINUSE, EACCES, ...); nothing is leaked. The options and the handler
+ * are copied. EINVAL also when opt->struct_size is not a size
+ * ss_options_init wrote (smaller than version 0.1's options, not a multiple
+ * of a pointer's alignment, or larger than this library's ss_options while
+ * an option it does not know is non-zero), when pool_workers + pool_queue
+ * overflows, when thread_stack_size is non-zero but below PTHREAD_STACK_MIN,
+ * or when peer_prefix6 > 128. */
 SS_API ss_server *ss_server_new(const ss_options *opt, const ss_handler *h);
 
 /* Serve until ss_shutdown()/ss_shutdown_async(). poll_interval (seconds)
@@ -221,6 +284,14 @@ SS_API int ss_server_drain(ss_server *srv, double timeout);
 /* Number of requests being handled right now (threads, children, queued and
  * running pool work, or the one sync request). */
 SS_API unsigned ss_server_active(ss_server *srv);
+
+/* Requests counted now (see max_connections) for the peer that the socket
+ * address addr (len bytes) belongs to: its IPv4 address, or its IPv6 address
+ * cut to peer_prefix6 bits. 0 when neither max_connections nor max_per_peer
+ * is set (nothing is counted then), for Unix socket addresses, and for
+ * anything not an IPv4/IPv6 address. In a forked request child: the count
+ * as of the fork. */
+SS_API unsigned ss_server_peer_count(ss_server *srv, const struct sockaddr *addr, socklen_t len);
 
 /* Close the listening socket; with block_on_close wait for running requests
  * (join non-daemon threads, wait for children, finish the pool's queue);
@@ -278,6 +349,10 @@ SS_API const void *ss_request_data(const ss_request *req, size_t *len);
 SS_API bool ss_request_truncated(const ss_request *req);
 
 SS_API bool ss_request_is_datagram(const ss_request *req);
+
+/* Why the request is being turned away, in the reject hook; SS_REJECT_NONE
+ * for a request that is served. */
+SS_API ss_reject_reason ss_request_reject_reason(const ss_request *req);
 
 /* Per-request user pointer (NULL at start), for setup/handle/finish to share
  * state, like attributes on Python's handler instance. */

@@ -24,6 +24,16 @@
 #define SS__BACKOFF_MIN_MS 10       /* accept() out of descriptors: first pause */
 #define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
 
+/* The peer a request counts against (limits.c): an IPv4 address, or an
+ * IPv6 address cut to the server's peer_prefix6 bits. */
+typedef struct ss__peer_key {
+    unsigned char family; /* 4 or 6; 0 = no peer (Unix sockets) */
+    unsigned char addr[16];
+} ss__peer_key;
+
+/* Connection accounting state (limits.c); NULL when no limit is set. */
+typedef struct ss__limits ss__limits;
+
 struct ss_request {
     ss_server *srv;
     int fd;                 /* stream: the connection; datagram: server socket */
@@ -33,6 +43,9 @@ struct ss_request {
     bool replied;           /* datagram: a reply went out already */
     bool rejected;          /* pool: taken only to be dropped */
     bool running;           /* pool: a worker runs it (under the pool lock) */
+    bool counted;           /* holds a slot in srv->limits (key below) */
+    ss_reject_reason reject_reason;
+    ss__peer_key key;
     ss_request *prev, *next; /* threading: the list of running requests */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -81,6 +94,7 @@ struct ss_server {
     ss_handler handler;
     const ss__mode *mode;
     void *mode_state;
+    ss__limits *limits;         /* connection accounting, NULL = off */
     int mode_wait_fd;           /* readable when acquire may succeed again */
 
     int fd;                     /* listening / receiving socket */
@@ -120,6 +134,30 @@ void ss__shutdown_request(ss_request *req);
 void ss__close_request(ss_request *req);
 void ss__handle_error(ss_server *srv, ss_request *req, int err);
 void ss__abort_request(ss_request *req);
+
+/* Run the reject hook for a request turned away before its handler (the
+ * reason in req->reject_reason), send what it wrote, and shut the request
+ * down. The mode's release follows. */
+void ss__reject_request(ss_request *req);
+
+/* limits.c: connection accounting (max_connections, max_per_peer). */
+/* Fill *key for the peer at sa. Returns 0, or -1 when sa has no peer key
+ * (Unix sockets, other families, a short length). */
+int ss__peer_key_of(const struct sockaddr *sa, socklen_t len, unsigned prefix6,
+                    ss__peer_key *key);
+/* Make srv->limits if a limit is set. Returns 0 or -1 (ENOMEM). */
+int ss__limits_init(ss_server *srv);
+void ss__limits_free(ss_server *srv);
+/* Count req in. Returns 0 (req->counted set), or -1 with
+ * req->reject_reason set when a limit is reached, or -1 with reason NONE and
+ * errno ENOMEM. */
+int ss__limits_admit(ss_server *srv, ss_request *req);
+/* Give back the slot of a request that ended (no-op unless counted; never in
+ * a forked request child, whose copy of the table is not the parent's). */
+void ss__limits_leave(ss_request *req);
+/* Give back a slot whose key was moved out of its request (forking mode
+ * keeps it per child until the child is reaped). */
+void ss__limits_release(ss_server *srv, const ss__peer_key *key);
 
 /* transport.c: get_request for streams (accept4) and datagrams (recvfrom).
  * Returns 1 with *req filled, 0 when nothing is waiting, -1 on an error the

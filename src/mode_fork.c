@@ -23,7 +23,9 @@
 
 typedef struct child {
     pid_t pid;
-    int pidfd; /* -1 when pidfd_open is not available */
+    int pidfd;    /* -1 when pidfd_open is not available */
+    bool counted; /* holds a connection slot, given back at the reap */
+    ss__peer_key key;
 } child;
 
 /* The serving thread forks and reaps; ss_server_active and ss_server_drain
@@ -70,9 +72,13 @@ static int open_pidfd(pid_t pid)
     return -1;
 }
 
-static void forget(fork_state *st, size_t i)
+/* The child has been reaped (or reaped by someone else): however it ended,
+ * its connection slot is free now. */
+static void forget(ss_server *srv, fork_state *st, size_t i)
 {
     ss__close(st->kids[i].pidfd);
+    if (st->kids[i].counted)
+        ss__limits_release(srv, &st->kids[i].key);
     st->kids[i] = st->kids[--st->n];
 }
 
@@ -85,21 +91,35 @@ static void collect_children(ss_server *srv, bool blocking)
     for (size_t i = 0; i < st->n;) {
         pid_t pid = st->kids[i].pid, r;
         int status;
+        bool gone; /* done, or someone else reaped it */
         if (blocking) {
             pthread_mutex_unlock(&st->mu);
             do
                 r = waitpid(pid, &status, 0);
             while (r < 0 && errno == EINTR);
+            gone = r == pid || (r < 0 && errno == ECHILD);
             pthread_mutex_lock(&st->mu);
-            if (i >= st->n || st->kids[i].pid != pid)
-                continue; /* the table changed meanwhile: look again at i */
+            if (i >= st->n || st->kids[i].pid != pid) {
+                /* The table changed meanwhile (a reap in another thread
+                 * moved entries): forget ours by its pid, so that a reaped
+                 * pid never stays in the table, where a later waitpid could
+                 * reap an unrelated process that got the same pid. */
+                for (size_t j = 0; gone && j < st->n; j++) {
+                    if (st->kids[j].pid == pid) {
+                        forget(srv, st, j);
+                        break;
+                    }
+                }
+                continue; /* look again at i */
+            }
         } else {
             do
                 r = waitpid(pid, &status, WNOHANG);
             while (r < 0 && errno == EINTR);
+            gone = r == pid || (r < 0 && errno == ECHILD);
         }
-        if (r == pid || (r < 0 && errno == ECHILD))
-            forget(st, i); /* done, or someone else reaped it */
+        if (gone)
+            forget(srv, st, i);
         else
             i++;
     }
@@ -222,6 +242,10 @@ static int fork_process(ss_server *srv, ss_request *req)
     st->pending--;
     st->kids[st->n].pid = pid;
     st->kids[st->n].pidfd = pidfd;
+    /* The child's slot is the parent's to give back, at the reap. */
+    st->kids[st->n].counted = req->counted;
+    st->kids[st->n].key = req->key;
+    req->counted = false;
     st->n++;
     pthread_mutex_unlock(&st->mu);
     ss__close_request(req);

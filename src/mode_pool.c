@@ -222,17 +222,8 @@ static int pool_process(ss_server *srv, ss_request *req)
     pool_state *st = state(srv);
 
     if (req->rejected) {
-        if (srv->opt.reject != NULL) {
-            srv->opt.reject(req);
-            /* What the hook wrote goes out before the close. */
-            if (req->dgram) {
-                if (req->out_len > 0) /* a dropped datagram gets no empty reply */
-                    (void)ss__dgram_finish_reply(req);
-            } else {
-                (void)ss__stream_flush(req);
-            }
-        }
-        ss__shutdown_request(req);
+        req->reject_reason = SS_REJECT_QUEUE_FULL;
+        ss__reject_request(req);
         ss__request_reset(req);
         return 0;
     }

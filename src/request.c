@@ -34,6 +34,7 @@ void ss__request_reset(ss_request *req)
     req->eof = false;
     req->replied = false;
     req->rejected = false;
+    req->reject_reason = SS_REJECT_NONE;
     req->addrlen = 0;
     req->user = NULL;
     req->in_pos = 0;
@@ -146,9 +147,28 @@ out:
  * to close. */
 void ss__shutdown_request(ss_request *req)
 {
+    /* The slot is free before the peer can see the end of its connection,
+     * so a client that reconnects at once is not turned away by itself. */
+    ss__limits_leave(req);
     if (!req->dgram && req->fd >= 0)
         (void)shutdown(req->fd, SHUT_WR); /* ENOTCONN is fine */
     ss__close_request(req);
+}
+
+void ss__reject_request(ss_request *req)
+{
+    ss_server *srv = req->srv;
+    if (srv->opt.reject != NULL) {
+        srv->opt.reject(req);
+        /* What the hook wrote goes out before the close. */
+        if (req->dgram) {
+            if (req->out_len > 0) /* a dropped datagram gets no empty reply */
+                (void)ss__dgram_finish_reply(req);
+        } else {
+            (void)ss__stream_flush(req);
+        }
+    }
+    ss__shutdown_request(req);
 }
 
 /* End a request's input, so a handler waiting for an idle client sees the
@@ -163,6 +183,7 @@ void ss__abort_request(ss_request *req)
 
 void ss__close_request(ss_request *req)
 {
+    ss__limits_leave(req);
     if (!req->dgram && req->fd >= 0)
         ss__close(req->fd);
     req->fd = -1;

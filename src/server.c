@@ -4,9 +4,11 @@
  * drain and close. The mode's table (mode_*.c) decides how a request runs.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +18,17 @@
 
 #include "internal.h"
 
-void ss_options_init(ss_options *opt)
+/* The smallest ss_options a caller may have: the size field and the options
+ * of version 0.1, through `user`. */
+#define OPTIONS_SIZE_0_1 (offsetof(ss_options, user) + sizeof(void *))
+/* No version will have options of this size; a larger struct_size is
+ * garbage (an uninitialised struct, or a pointer where the size belongs). */
+#define OPTIONS_SIZE_MAX 4096
+
+static void fill_defaults(ss_options *opt)
 {
     memset(opt, 0, sizeof *opt);
+    opt->struct_size = sizeof *opt;
     opt->address = "127.0.0.1:0";
     opt->type = SS_STREAM;
     opt->mode = SS_MODE_SYNC;
@@ -40,6 +50,76 @@ void ss_options_init(ss_options *opt)
     opt->request_timeout = -1;
     opt->wbufsize = 0;
     opt->unlink_stale_unix = true;
+    opt->max_connections = 0;
+    opt->max_per_peer = 0;
+    opt->peer_prefix6 = 64;
+}
+
+void ss_options_init_size(ss_options *opt, size_t size)
+{
+    ss_options d;
+
+    if (opt == NULL)
+        return;
+    fill_defaults(&d);
+    /* A caller with a newer header has options after ours: zero says "not
+     * used", which ss_server_new accepts. */
+    memset(opt, 0, size);
+    memcpy(opt, &d, size < sizeof d ? size : sizeof d);
+    if (size >= sizeof opt->struct_size)
+        opt->struct_size = size;
+}
+
+/* The function behind the macro's name, for callers that cannot use the
+ * macro: it cannot know the size of their struct, so it fills only what
+ * every struct_size layout has. */
+#undef ss_options_init
+void ss_options_init(ss_options *opt)
+{
+    ss_options_init_size(opt, OPTIONS_SIZE_0_1);
+}
+
+/* Bring a caller's options, of any version, into our layout: theirs where
+ * they have them, our defaults for the rest. Returns 0, or -1 (EINVAL) for a
+ * struct_size no version of ss_options_init wrote, or for a set option this
+ * library does not know. */
+static int copy_options(ss_options *dst, const ss_options *src)
+{
+    size_t size = src->struct_size;
+
+    /* Every layout contains pointers, so its size is a multiple of their
+     * alignment. */
+    if (size < OPTIONS_SIZE_0_1 || size > OPTIONS_SIZE_MAX || size % alignof(void *) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (size > sizeof *dst) {
+        const unsigned char *tail = (const unsigned char *)src;
+        for (size_t i = sizeof *dst; i < size; i++) {
+            if (tail[i] != 0) {
+                errno = EINVAL;
+                return -1;
+            }
+        }
+    }
+    fill_defaults(dst);
+    memcpy(dst, src, size < sizeof *dst ? size : sizeof *dst);
+    dst->struct_size = sizeof *dst;
+    return 0;
+}
+
+/* pthread_attr_setstacksize refuses sizes below PTHREAD_STACK_MIN; asking it
+ * is the one check that matches what thread creation will do. */
+static bool stack_size_ok(size_t size)
+{
+    pthread_attr_t attr;
+    if (size == 0)
+        return true; /* the default */
+    if (pthread_attr_init(&attr) != 0)
+        return true; /* cannot tell; thread creation will */
+    int err = pthread_attr_setstacksize(&attr, size);
+    pthread_attr_destroy(&attr);
+    return err == 0;
 }
 
 static const ss__mode *mode_table(ss_mode m)
@@ -57,20 +137,23 @@ static const ss__mode *mode_table(ss_mode m)
     return NULL;
 }
 
-ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
+ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
 {
-    ss_options defaults;
+    ss_options o;
+    ss_options *opt = &o;
     ss_server *srv = NULL;
     int err;
 
-    if (opt == NULL) {
-        ss_options_init(&defaults);
-        opt = &defaults;
-    }
+    if (user_opt == NULL)
+        fill_defaults(&o);
+    else if (copy_options(&o, user_opt) < 0)
+        return NULL;
     const ss__mode *mode = mode_table(opt->mode);
     if (mode == NULL || opt->address == NULL || opt->request_queue_size < 0 ||
         (opt->type != SS_STREAM && opt->type != SS_DATAGRAM) ||
-        (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) || opt->max_packet_size > (1u << 30)) {
+        (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) ||
+        opt->pool_queue > UINT_MAX - opt->pool_workers || !stack_size_ok(opt->thread_stack_size) ||
+        opt->peer_prefix6 > 128 || opt->max_packet_size > (1u << 30)) {
         errno = EINVAL;
         return NULL;
     }
@@ -108,12 +191,15 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
     srv->sync_req = ss__request_new(srv);
     if (srv->sync_req == NULL)
         goto fail;
+    if (ss__limits_init(srv) < 0)
+        goto fail;
     if (srv->mode->init != NULL && srv->mode->init(srv) < 0)
         goto fail;
     return srv;
 
 fail:
     err = errno;
+    ss__limits_free(srv);
     ss__close_server_socket(srv);
     ss__close(srv->wakefd);
     ss__request_free(srv->sync_req);
@@ -261,6 +347,29 @@ static void start_backoff(ss_server *srv, int err)
                                                                     : srv->backoff_ms * 2;
 }
 
+/* Connection accounting, after verify_request and before the mode runs the
+ * request. Returns 0 when counted in; -1 when the request was turned away
+ * (reject hook) or could not be counted (handle_error), and shut down. */
+static int admit(ss_server *srv, ss_request *req)
+{
+    if (ss__limits_admit(srv, req) == 0)
+        return 0;
+    if (req->reject_reason != SS_REJECT_NONE && srv->mode->service != NULL) {
+        /* Forking mode gives slots back when it reaps: a child that has
+         * ended but is not reaped yet must not hold this request up. */
+        srv->mode->service(srv);
+        if (ss__limits_admit(srv, req) == 0)
+            return 0;
+    }
+    if (req->reject_reason != SS_REJECT_NONE) {
+        ss__reject_request(req);
+    } else {
+        ss__handle_error(srv, req, errno);
+        ss__shutdown_request(req);
+    }
+    return -1;
+}
+
 /* Python's _handle_request_noblock: get, verify, process. Returns 1 when a
  * request was taken, 0 when none was waiting (or the mode is full), -1 when
  * the loop must stop (SS_ABORT, errno ECANCELED). */
@@ -292,6 +401,10 @@ static int handle_request_noblock(ss_server *srv)
     }
     if (srv->opt.verify_request != NULL && !srv->opt.verify_request(req)) {
         ss__shutdown_request(req);
+        srv->mode->release(srv, req);
+        return 1;
+    }
+    if (srv->limits != NULL && !req->rejected && admit(srv, req) < 0) {
         srv->mode->release(srv, req);
         return 1;
     }
@@ -495,6 +608,7 @@ void ss_server_free(ss_server *srv)
         restore_stop_signals(); /* no signal may reach freed memory */
     ss_server_close(srv);
     srv->mode->destroy(srv);
+    ss__limits_free(srv);
     ss__close(srv->deferred_fd);
     ss__request_free(srv->sync_req);
     ss__close(srv->wakefd);
