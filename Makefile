@@ -126,6 +126,9 @@ $(BUILD)/obj/tests/%.o: tests/unit/%.c include/sockserv.h $(wildcard tests/unit/
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -c -o $@ $<
 
+# The ftpd unit tests include the ftpd sources they test.
+$(BUILD)/obj/tests/test_ftpd_%.o: $(wildcard ftpd/*.c ftpd/*.h)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(FTPD_LIBS)
