@@ -128,10 +128,8 @@ static off_t ascii_size(session *s, const char *arg, const struct stat *st)
         return -1;
     /* Bounded by the file's size: each turn reads a block or ends. */
     for (;;) {
-        ssize_t n = read(fd, s->buf, FTPD_XFER_BUF);
+        ssize_t n = sysio_read(fd, s->buf, FTPD_XFER_BUF);
 
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0) {
             size = -1;
             break;
