@@ -238,8 +238,10 @@ int main(int argc, char **argv)
     opt.handle_error = on_error;
     g_server = ss_server_new(&opt, &ftpd_handler);
     if (g_server == NULL) {
-        fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(errno));
-        return errno == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
+        int err = errno; /* fprintf may change errno */
+
+        fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(err));
+        return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
     }
     if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
         ss_server_free(g_server);
