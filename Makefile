@@ -127,7 +127,8 @@ $(BUILD)/obj/tests/%.o: tests/unit/%.c include/sockserv.h $(wildcard tests/unit/
 	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -c -o $@ $<
 
 # The ftpd unit tests include the ftpd sources they test.
-$(BUILD)/obj/tests/test_ftpd_%.o: $(wildcard ftpd/*.c ftpd/*.h)
+FTPD_TEST_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%.o,$(wildcard tests/unit/test_ftpd_*.c))
+$(FTPD_TEST_OBJ): $(wildcard ftpd/*.c ftpd/*.h)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
