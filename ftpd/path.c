@@ -451,8 +451,14 @@ static int path_random_name(const char *prefix, char *name, size_t size)
         got += (size_t)n;
     }
     int len = snprintf(name, size, "%s", prefix);
-    for (size_t i = 0; i < sizeof rnd && len >= 0; i++)
+    /* Bounded by rnd; stops once the name no longer fits, before size -
+     * len could wrap. */
+    for (size_t i = 0; i < sizeof rnd && len >= 0 && (size_t)len < size; i++)
         len += snprintf(name + len, size - (size_t)len, "%02x", rnd[i]);
+    if (len < 0 || (size_t)len >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     return 0;
 }
 

@@ -657,6 +657,27 @@ static void test_swap_race(void **state)
     secret_untouched(fx);
 }
 
+/* A name buffer too small for prefix and digits fails cleanly; before, the
+ * room left was computed as size - len after a truncation and wrapped. */
+static void test_random_name_small_buffer(void **state)
+{
+    char name[40];
+    char small[12];
+
+    (void)state;
+    assert_int_equal(path_random_name("stou.", name, sizeof name), 0);
+    assert_int_equal(strlen(name), 5 + 2 * PATH_RANDOM_BYTES);
+    errno = 0;
+    memset(small, 'z', sizeof small);
+    assert_int_equal(path_random_name("stou.", small, 8), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+    assert_int_equal(small[8], 'z'); /* nothing written past the size given */
+    errno = 0;
+    assert_int_equal(path_random_name("a-prefix-longer-than-the-buffer.", small, 8), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+    assert_int_equal(small[8], 'z');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_temp_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
+        cmocka_unit_test(test_random_name_small_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
