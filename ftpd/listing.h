@@ -118,6 +118,8 @@ int listing_mlst(const vfs *v, const char *path, const listing_opts *o, char *bu
  * time(NULL). type_override NULL = from st_mode. facts: the LISTING_FACT_*
  * bits to show, in the order type, size (files only), modify, perm, unique;
  * with none the line is " name". ENAMETOOLONG if buf is too small. */
+/* listing_format_ls is for the unit tests, which check the "ls -l" line
+ * of a made-up stat; the server formats through listing_next. */
 int listing_format_ls(const struct stat *st, const char *name, time_t now, char *buf, size_t size);
 int listing_format_facts(const struct stat *st, const char *type_override, const char *name,
                          bool writable, unsigned facts, char *buf, size_t size);

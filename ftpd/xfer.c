@@ -118,7 +118,8 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
 
     /* Send first and wait only when the socket is full: a poll before every
      * chunk costs more CPU than the copy it guards. The control connection
-     * is still looked at every few chunks, so ABOR and STAT are served. */
+     * is still looked at after every FTPD_SENDFILE_CHECK chunks (one, now),
+     * so ABOR and STAT are served. */
     for (;;) {
         ssize_t n;
 

@@ -196,15 +196,6 @@ static void test_normalize_limits(void **state)
     errno = 0;
     assert_int_equal(vfs_normalize(&fx->v, "/abcdef", out, 4), -1);
     assert_int_equal(errno, ENAMETOOLONG);
-
-    /* Raw arguments: NUL bytes and length. */
-    assert_int_equal(vfs_check_arg("abc", 3), 0);
-    errno = 0;
-    assert_int_equal(vfs_check_arg("ab\0c", 4), -1);
-    assert_int_equal(errno, EINVAL);
-    errno = 0;
-    assert_int_equal(vfs_check_arg(longp, VFS_PATH_MAX), -1);
-    assert_int_equal(errno, ENAMETOOLONG);
 }
 
 /* ---- confinement ---- */
@@ -490,7 +481,7 @@ static void test_root_fd(void **state)
     struct stat st;
     int dfd = open(fx->root, O_RDONLY | O_DIRECTORY);
     assert_true(dfd >= 0);
-    assert_int_equal(vfs_open_root_fd(&w, dfd), 0);
+    assert_int_equal(vfs_open_home(&w, dfd, ""), 0);
     close(dfd);
     assert_string_equal(vfs_cwd(&w), "/");
     assert_int_equal(vfs_stat(&w, "file.txt", &st), 0);
