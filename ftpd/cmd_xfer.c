@@ -28,6 +28,7 @@ static const char *base_name(const char *path)
     return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
 }
 
+/* One xferlog line for a transfer that got its data connection. */
 static void xferlog(session *s, time_t start, const char *path, off_t bytes, char dir,
                     bool complete)
 {

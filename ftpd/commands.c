@@ -1,25 +1,19 @@
 /*
  * commands.c - the FTP command table (RFC 959, 2389, 2428, 3659 and the HASH
- * draft) and its handlers.
+ * draft): split, dispatch, the answers mid-transfer, and HELP.
  *
  * commands_dispatch() splits a line into verb and argument, looks the verb
  * up in one table, applies the table's flags (login needed, argument needed,
- * write permission needed) and calls the handler. Handlers return the result
- * of their last reply: 0 to go on, -1 when the control connection is gone or
- * the session must end.
+ * write or modify permission needed, REST kept, argument trimmed) and calls
+ * the handler, which lives with its group in a cmd_*.c file (cmd.h).
+ * Handlers return the result of their last reply: 0 to go on, -1 when the
+ * control connection is gone or the session must end.
  */
 #include "commands.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cmd.h"
 #include "control.h"
