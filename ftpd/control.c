@@ -5,10 +5,11 @@
  * shutdown descriptor, bounded by the caller's timeout. Lines are read with
  * ss_read into the session's own line buffer (s->in), which holds one
  * line of FTPD_LINE_MAX bytes and discards longer ones in pieces, with a
- * deadline for the whole line; telnet IAC sequences (some clients send
- * IAC IP / IAC DM before ABOR) are removed, and lines with a NUL byte are
- * refused. The buffer is touched only by control_read_line and its
- * helpers below.
+ * deadline for the whole line. The buffer is touched only by
+ * control_read_line, control_input_pending and take_line; finish_line then
+ * removes the line end and telnet IAC sequences (some clients send IAC IP /
+ * IAC DM before ABOR) and refuses lines with a NUL byte, whatever read the
+ * line.
  */
 #include "control.h"
 
@@ -193,19 +194,11 @@ static int wait_readable(session *s, long timeout_ms)
     }
 }
 
-/* Move the first line of s->in (ending at nl) to s->line. */
-static int take_line(session *s, const char *nl)
+/* Make the raw line in s->line (len bytes, its line end included) a
+ * command: the line end and telnet commands go, and a line too long or
+ * with a NUL byte is refused. Independent of where the line came from. */
+static int finish_line(session *s, size_t len)
 {
-    size_t used = (size_t)(nl - s->in.buf) + 1;
-    size_t len = used;
-    bool discarded = s->in.dropped > 0;
-
-    memcpy(s->line, s->in.buf, len);
-    memmove(s->in.buf, s->in.buf + used, s->in.len - used);
-    s->in.len -= used;
-    s->in.dropped = 0;
-    if (discarded)
-        return READ_TOO_LONG; /* the tail of a line whose head was dropped */
     while (len > 0 && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r'))
         len--;
     len = strip_telnet(s->line, len);
@@ -215,6 +208,21 @@ static int take_line(session *s, const char *nl)
     if (memchr(s->line, '\0', len) != NULL)
         return READ_NUL;
     return READ_LINE;
+}
+
+/* Move the first line of s->in (ending at nl) to s->line. */
+static int take_line(session *s, const char *nl)
+{
+    size_t used = (size_t)(nl - s->in.buf) + 1;
+    bool discarded = s->in.dropped > 0;
+
+    memcpy(s->line, s->in.buf, used);
+    memmove(s->in.buf, s->in.buf + used, s->in.len - used);
+    s->in.len -= used;
+    s->in.dropped = 0;
+    if (discarded)
+        return READ_TOO_LONG; /* the tail of a line whose head was dropped */
+    return finish_line(s, used);
 }
 
 int control_read_line(session *s, int timeout_ms)
