@@ -19,8 +19,6 @@
 
 #include <sockserv.h>
 
-#include "listing.h"
-
 /* Six months as ls(1) counts them: half of an average Gregorian year. */
 #define LS_SIX_MONTHS ((time_t)31556952 / 2)
 /* Timestamps this far in the future still count as recent (clock skew
