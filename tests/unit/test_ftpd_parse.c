@@ -32,6 +32,8 @@ static bool called_null_arg; /* it got arg == NULL */
 static char called_arg[512]; /* else its argument */
 static off_t called_rest;    /* s->rest when it ran */
 
+static void record_reply(int code, const char *fmt, va_list ap) SS_PRINTF(2, 0);
+
 static void record_reply(int code, const char *fmt, va_list ap)
 {
     replies++;
