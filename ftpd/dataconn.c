@@ -67,7 +67,7 @@ static int pasv_listen(session *s)
     }
     /* One address may hold only its share of the range (the count is
      * shared with forked sessions), so it cannot take every port from the
-     * others. Counted before binding, given back in xfer_forget. */
+     * others. Counted before binding, given back in dataconn_forget. */
     if (connlimit_pasv_acquire((const struct sockaddr *)&s->peer, s->cfg->max_pasv_per_ip) < 0)
         return -1;
     fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
