@@ -126,6 +126,10 @@ $(BUILD)/obj/tests/%.o: tests/unit/%.c include/sockserv.h $(wildcard tests/unit/
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -c -o $@ $<
 
+# The ftpd unit tests include the ftpd sources they test.
+FTPD_TEST_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%.o,$(wildcard tests/unit/test_ftpd_*.c))
+$(FTPD_TEST_OBJ): $(wildcard ftpd/*.c ftpd/*.h)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(FTPD_LIBS)

@@ -152,7 +152,7 @@ int auth_load(const char *path)
     char line[FTPD_CONF_LINE_MAX];
     char why[256];
     unsigned lineno = 0;
-    int rc = -1;
+    int rc = -1, read_err;
 
     if (path == NULL || *path == '\0')
         return 0;
@@ -180,8 +180,9 @@ int auth_load(const char *path)
         if (parse_line(p, path, lineno) < 0)
             goto out;
     }
+    read_err = errno; /* from the fgets that failed, before ferror may change it */
     if (ferror(f)) {
-        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(errno));
+        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(read_err != 0 ? read_err : EIO));
         goto out;
     }
     rc = 0;

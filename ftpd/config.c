@@ -288,7 +288,7 @@ static int load_file(ftpd_config *c, const char *path)
     FILE *f = secfile_fopen(path, err, sizeof(err));
     char line[FTPD_CONF_LINE_MAX];
     unsigned lineno = 0;
-    int rc = -1;
+    int rc = -1, read_err;
 
     if (f == NULL) {
         fprintf(stderr, FTPD_NAME ": -c: %s: %s\n", path, err);
@@ -324,8 +324,9 @@ static int load_file(ftpd_config *c, const char *path)
             goto out;
         }
     }
+    read_err = errno; /* from the fgets that failed, before ferror may change it */
     if (ferror(f)) {
-        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(errno));
+        fprintf(stderr, FTPD_NAME ": %s: %s\n", path, strerror(read_err != 0 ? read_err : EIO));
         goto out;
     }
     rc = 0;

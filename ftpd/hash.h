@@ -3,7 +3,7 @@
  *
  * The digest is incremental (hash_begin, hash_update, hash_end) so the
  * server can read the file in steps and serve the control connection in
- * between (xfer_digest in transfer.c); hash_file does it all in one call.
+ * between (xfer_digest in xfer.c); hash_file does it all in one call.
  */
 #ifndef FTPD_HASH_H
 #define FTPD_HASH_H

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "listfmt.h"
 #include "path.h"
 
 /* A directory with more names, or more bytes of names, than this is listed
@@ -39,14 +40,6 @@
 /* Longest line of any listing, CRLF included: the fixed columns, a name and
  * a symlink target (or an MLST path). */
 #define LISTING_LINE_MAX (256 + NAME_MAX + VFS_PATH_MAX)
-
-/* MLSx facts (RFC 3659 7.5), in the order FEAT names them. */
-#define LISTING_FACT_TYPE 0x01u
-#define LISTING_FACT_SIZE 0x02u
-#define LISTING_FACT_MODIFY 0x04u
-#define LISTING_FACT_PERM 0x08u
-#define LISTING_FACT_UNIQUE 0x10u
-#define LISTING_FACTS_ALL 0x1fu
 
 typedef enum listing_kind {
     LISTING_LIST, /* "ls -l" lines */
@@ -113,16 +106,5 @@ int listing_mlsd(const vfs *v, const char *path, const listing_opts *o, listing_
  * CRLF, into buf (the name part is the virtual absolute path); facts as
  * o->omit_facts selects them. */
 int listing_mlst(const vfs *v, const char *path, const listing_opts *o, char *buf, size_t size);
-
-/* One "ls -l" line / MLSx facts for a stat result, without CRLF. now 0 =
- * time(NULL). type_override NULL = from st_mode. facts: the LISTING_FACT_*
- * bits to show, in the order type, size (files only), modify, perm, unique;
- * with none the line is " name". ENAMETOOLONG if buf is too small. */
-int listing_format_ls(const struct stat *st, const char *name, time_t now, char *buf, size_t size);
-int listing_format_facts(const struct stat *st, const char *type_override, const char *name,
-                         bool writable, unsigned facts, char *buf, size_t size);
-
-/* MDTM / modify fact time format: YYYYMMDDHHMMSS in UTC. */
-void listing_format_time(time_t t, char out[15]);
 
 #endif

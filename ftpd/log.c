@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "secfile.h"
+#include "sysio.h"
 
 #define LOG_LINE_MAX 2048
 /* Mode of a log file the server creates. */
@@ -123,21 +124,6 @@ static void maybe_reopen(void)
     reopen_one(&xfer_fd, xfer_path_buf);
 }
 
-static void write_all(int fd, const char *buf, size_t n)
-{
-    /* Bounded: each turn writes at least one byte or gives up. */
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        buf += w;
-        n -= (size_t)w;
-    }
-}
-
 static void scrub(char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -179,7 +165,7 @@ static void note_locked(const char *fmt, ...)
     va_start(ap, fmt);
     n = format_line(line, fmt, ap);
     va_end(ap);
-    write_all(log_fd, line, n);
+    (void)sysio_write_all(log_fd, line, n); /* a log has nowhere to report its own failure */
 }
 
 void log_msg(const char *fmt, ...)
@@ -193,7 +179,7 @@ void log_msg(const char *fmt, ...)
     va_end(ap);
     pthread_mutex_lock(&log_lock);
     maybe_reopen();
-    write_all(log_fd, line, n);
+    (void)sysio_write_all(log_fd, line, n);
     pthread_mutex_unlock(&log_lock);
 }
 
@@ -275,6 +261,6 @@ void log_xfer(const log_xfer_info *x)
     pthread_mutex_lock(&log_lock);
     maybe_reopen();
     if (xfer_fd >= 0)
-        write_all(xfer_fd, line, (size_t)k);
+        (void)sysio_write_all(xfer_fd, line, (size_t)k);
     pthread_mutex_unlock(&log_lock);
 }

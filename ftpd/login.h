@@ -1,5 +1,6 @@
 /*
- * login.h - access control: USER and PASS, the session's root, bans.
+ * login.h - access control (cmd_login.c): USER and PASS, the session's
+ * root, bans.
  *
  * Every failed login is answered at the same moment after its PASS
  * (FTPD_LOGIN_FAIL_DELAY_MS), whether the user exists, which hash scheme
@@ -16,7 +17,8 @@
  * Returns 0, or -1 with errno. */
 int login_init(const ftpd_config *cfg);
 
-int login_cmd_user(session *s, const char *arg);
-int login_cmd_pass(session *s, const char *arg);
+/* Forget login, vfs and transfer parameters: the state of a new session
+ * (REIN, and the start and end of a session). */
+void login_reset(session *s);
 
 #endif

@@ -23,11 +23,11 @@
 #include "config.h"
 #include "connlimit.h"
 #include "defs.h"
+#include "handler.h"
 #include "listbudget.h"
 #include "log.h"
 #include "login.h"
 #include "secfile.h"
-#include "session.h"
 #include "throttle.h"
 
 #define EXIT_CONFIG 2
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;
     }
-    session_global_init(&cfg, g_stop_pipe[0]);
+    handler_init(&cfg, g_stop_pipe[0]);
 
     ss_options_init(&opt);
     opt.address = cfg.listen;
@@ -236,10 +236,12 @@ int main(int argc, char **argv)
     opt.disable_nagle_algorithm = true;
     opt.request_timeout = (double)cfg.idle_timeout;
     opt.handle_error = on_error;
-    g_server = ss_server_new(&opt, &session_handler);
+    g_server = ss_server_new(&opt, &ftpd_handler);
     if (g_server == NULL) {
-        fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(errno));
-        return errno == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
+        int err = errno; /* fprintf may change errno */
+
+        fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(err));
+        return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
     }
     if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
         ss_server_free(g_server);

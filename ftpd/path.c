@@ -122,23 +122,6 @@ static int path_apply(char *out, size_t size, size_t *len, const char *src)
     return 0;
 }
 
-int vfs_check_arg(const char *arg, size_t len)
-{
-    if (arg == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (memchr(arg, '\0', len) != NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (len >= VFS_PATH_MAX) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    return 0;
-}
-
 int vfs_normalize(const vfs *v, const char *path, char *out, size_t size)
 {
     size_t len = 0;
@@ -230,13 +213,6 @@ int vfs_open_home(vfs *v, int root_fd, const char *home)
         v, path_openat2_how(root_fd, home == NULL || home[0] == '\0' ? "." : home,
                             O_PATH | O_DIRECTORY, 0,
                             RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS));
-}
-
-int vfs_open_root_fd(vfs *v, int dir_fd)
-{
-    /* Reopening "." rather than dup() gives an O_PATH descriptor of our own
-     * and proves that dir_fd is a directory. */
-    return path_set_root(v, openat(dir_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 void vfs_close(vfs *v)
@@ -451,8 +427,14 @@ static int path_random_name(const char *prefix, char *name, size_t size)
         got += (size_t)n;
     }
     int len = snprintf(name, size, "%s", prefix);
-    for (size_t i = 0; i < sizeof rnd && len >= 0; i++)
+    /* Bounded by rnd; stops once the name no longer fits, before size -
+     * len could wrap. */
+    for (size_t i = 0; i < sizeof rnd && len >= 0 && (size_t)len < size; i++)
         len += snprintf(name + len, size - (size_t)len, "%02x", rnd[i]);
+    if (len < 0 || (size_t)len >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     return 0;
 }
 

@@ -38,14 +38,7 @@ int vfs_open_root(vfs *v, const char *root_dir);
  * a home can never lead outside the served tree, whoever changed it.
  * "" is root_fd itself. Resolved anew at each call. */
 int vfs_open_home(vfs *v, int root_fd, const char *home);
-/* Same, but from an already open directory descriptor (duplicated). */
-int vfs_open_root_fd(vfs *v, int dir_fd);
 void vfs_close(vfs *v);
-
-/* Checks a raw client argument of len bytes before it is used as a C string:
- * EINVAL if it contains a NUL byte, ENAMETOOLONG if len >= VFS_PATH_MAX.
- * Returns 0 if it is acceptable. */
-int vfs_check_arg(const char *arg, size_t len);
 
 /* The virtual absolute path of a client argument: "/a/b", never above "/",
  * no trailing slash (except "/" itself). path may be NULL or "" = cwd. */

@@ -1,7 +1,9 @@
 /*
- * session.h - one FTP control connection: its state, reading commands,
- * writing replies. The session is the libsockserv stream handler; command
- * logic lives in commands.c, data connections in transfer.c.
+ * session.h - the state of one FTP session, shared by its layers: the
+ * control connection (control.c), data connections (dataconn.c), the
+ * transfer loop (xfer.c), the commands (commands.c, cmd_*.c) and the
+ * libsockserv handler that runs them (handler.c). Data only: no module
+ * behind this header, so every layer may include it without a cycle.
  */
 #ifndef FTPD_SESSION_H
 #define FTPD_SESSION_H
@@ -36,7 +38,22 @@ typedef struct xfer_progress {
 /* MLST facts, in the order FEAT lists them: type size modify perm unique. */
 #define MLST_ALL 0x1fu
 
-typedef struct session {
+/* What a command line that arrives while the session is busy (a transfer,
+ * a digest, the wait for a data connection) does to the busy work. */
+enum {
+    XCMD_CONTINUE = 0, /* served (STAT, NOOP); the work goes on */
+    XCMD_ABORT = 1,    /* ABOR: stop the work */
+    XCMD_DEFER = 2,    /* kept in s->pending for after the work */
+    XCMD_LOST = 3      /* the control connection is gone (s->quit set) */
+};
+
+typedef struct session session;
+
+/* Serves a command line that arrived while the session is busy; returns
+ * XCMD_CONTINUE, XCMD_ABORT or XCMD_DEFER. */
+typedef int (*busy_command_fn)(session *s, const char *line);
+
+struct session {
     ss_request *req;
     const ftpd_config *cfg;
     int ctrl_fd;
@@ -78,9 +95,11 @@ typedef struct session {
     /* command state */
     bool have_rnfr;
     char rnfr[VFS_PATH_MAX];
-    char in[FTPD_LINE_MAX + 4];    /* bytes read, not yet a whole line */
-    size_t in_len;
-    size_t dropped;                /* bytes of an over-long line discarded */
+    struct {                       /* control.c's line buffer; nothing else */
+        char buf[FTPD_LINE_MAX + 4]; /* bytes read, not yet a whole line */
+        size_t len;
+        size_t dropped;            /* bytes of an over-long line discarded */
+    } in;
     char line[FTPD_LINE_MAX + 4];  /* the line last read */
     char cmd[FTPD_LINE_MAX + 4];   /* the command being served: a copy, so
                                       lines read mid-transfer leave it alone */
@@ -88,6 +107,9 @@ typedef struct session {
     char pending[FTPD_LINE_MAX + 4];
     bool quit;                     /* close after the current command */
     bool shutdown_seen;            /* the server is stopping */
+    /* Set by the handler: the command table's answer to a line that
+     * arrives mid-transfer, so the layers below never call the table. */
+    busy_command_fn busy_command;
 
     xfer_progress xfer;
     unsigned long long bytes_in, bytes_out;
@@ -95,50 +117,6 @@ typedef struct session {
 
     unsigned char *buf;            /* FTPD_XFER_BUF bytes */
     unsigned char *abuf;           /* 2 * FTPD_XFER_BUF for ASCII conversion */
-} session;
-
-/* Results of session_read_line. */
-enum {
-    READ_LINE = 1,     /* s->line holds a command (CRLF and telnet codes removed) */
-    READ_EOF = 0,      /* the client closed the connection */
-    READ_ERROR = -1,   /* I/O error, or an endless line: close */
-    READ_TIMEOUT = -2, /* nothing within the wait */
-    READ_SHUTDOWN = -3,/* the server is stopping */
-    READ_TOO_LONG = -4,/* a line over FTPD_LINE_MAX was discarded */
-    READ_NUL = -5      /* the line held a NUL byte */
 };
-
-/* The libsockserv handler that serves FTP control connections. */
-extern const ss_handler session_handler;
-
-/* Prepare the process-wide parts: the configuration and the descriptor that
- * becomes readable when the server stops. */
-void session_global_init(const ftpd_config *cfg, int shutdown_fd);
-
-/* Wait up to timeout_ms for a whole command line and read it into s->line.
- * The wait covers the whole line, so a client that sends a line byte by
- * byte cannot hold the session beyond the timeout; with 0 it only takes
- * what has already arrived (READ_TIMEOUT when that is no whole line). */
-int session_read_line(session *s, int timeout_ms);
-
-/* True when a command line is already buffered (no need to poll). */
-bool session_input_pending(session *s);
-
-/* Is the server stopping? Non-blocking check of the shutdown descriptor. */
-bool session_shutdown_requested(void);
-int session_shutdown_fd(void);
-
-/* Replies. Text never carries CR, LF or NUL: those are replaced, so nothing
- * from the client can forge a reply line. Return 0 or -1. */
-int reply(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
-/* Multi-line: "code-text", then " text" lines, then reply(code, ...). */
-int reply_begin(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
-int reply_line(session *s, const char *fmt, ...) SS_PRINTF(2, 3);
-
-/* The monotonic clock in milliseconds (for the session's deadlines). */
-long long session_now_ms(void);
-
-/* Forget login, vfs and transfer parameters (REIN, end of session). */
-void session_reset(session *s);
 
 #endif

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../../ftpd/listbudget.c"
+#include "../../ftpd/listfmt.c"
 #include "../../ftpd/listing.c"
 #include "../../ftpd/path.c"
 

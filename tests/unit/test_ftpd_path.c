@@ -196,15 +196,6 @@ static void test_normalize_limits(void **state)
     errno = 0;
     assert_int_equal(vfs_normalize(&fx->v, "/abcdef", out, 4), -1);
     assert_int_equal(errno, ENAMETOOLONG);
-
-    /* Raw arguments: NUL bytes and length. */
-    assert_int_equal(vfs_check_arg("abc", 3), 0);
-    errno = 0;
-    assert_int_equal(vfs_check_arg("ab\0c", 4), -1);
-    assert_int_equal(errno, EINVAL);
-    errno = 0;
-    assert_int_equal(vfs_check_arg(longp, VFS_PATH_MAX), -1);
-    assert_int_equal(errno, ENAMETOOLONG);
 }
 
 /* ---- confinement ---- */
@@ -490,7 +481,7 @@ static void test_root_fd(void **state)
     struct stat st;
     int dfd = open(fx->root, O_RDONLY | O_DIRECTORY);
     assert_true(dfd >= 0);
-    assert_int_equal(vfs_open_root_fd(&w, dfd), 0);
+    assert_int_equal(vfs_open_home(&w, dfd, ""), 0);
     close(dfd);
     assert_string_equal(vfs_cwd(&w), "/");
     assert_int_equal(vfs_stat(&w, "file.txt", &st), 0);
@@ -657,6 +648,27 @@ static void test_swap_race(void **state)
     secret_untouched(fx);
 }
 
+/* A name buffer too small for prefix and digits fails cleanly; before, the
+ * room left was computed as size - len after a truncation and wrapped. */
+static void test_random_name_small_buffer(void **state)
+{
+    char name[40];
+    char small[12];
+
+    (void)state;
+    assert_int_equal(path_random_name("stou.", name, sizeof name), 0);
+    assert_int_equal(strlen(name), 5 + 2 * PATH_RANDOM_BYTES);
+    errno = 0;
+    memset(small, 'z', sizeof small);
+    assert_int_equal(path_random_name("stou.", small, 8), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+    assert_int_equal(small[8], 'z'); /* nothing written past the size given */
+    errno = 0;
+    assert_int_equal(path_random_name("a-prefix-longer-than-the-buffer.", small, 8), -1);
+    assert_int_equal(errno, ENAMETOOLONG);
+    assert_int_equal(small[8], 'z');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_temp_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
+        cmocka_unit_test(test_random_name_small_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

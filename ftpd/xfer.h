@@ -1,28 +1,15 @@
 /*
- * transfer.h - data connections (PASV, EPSV, PORT, EPRT) and the transfer
- * loop, which serves ABOR and STAT from the control connection while data
- * moves.
+ * xfer.h - the transfer loop, which serves ABOR and STAT from the control
+ * connection while data moves, and the HASH digest that runs in it.
  */
-#ifndef FTPD_TRANSFER_H
-#define FTPD_TRANSFER_H
+#ifndef FTPD_XFER_H
+#define FTPD_XFER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "session.h"
-
-/* The data-connection commands; each sends its own reply. */
-int xfer_cmd_pasv(session *s);
-int xfer_cmd_epsv(session *s, const char *arg);
-int xfer_cmd_port(session *s, const char *arg);
-int xfer_cmd_eprt(session *s, const char *arg);
-
-/* Drop a prepared data connection (a PASV listener, a PORT address). */
-void xfer_forget(session *s);
-
-/* Is a data connection prepared (PASV/EPSV/PORT/EPRT seen)? */
-bool xfer_prepared(const session *s);
 
 /* A byte source for a download that is no file (a listing): fills buf with
  * up to cap bytes. Returns the count, 0 at the end, -1 with errno. */

@@ -1,5 +1,7 @@
 /*
- * login.c - access control: USER and PASS, the session's root, bans.
+ * cmd_login.c - access control: USER and PASS, the session's root, bans;
+ * and the other commands about the session itself: ACCT, QUIT, REIN,
+ * CLNT, AUTH.
  */
 #include "login.h"
 
@@ -8,11 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "auth.h"
+#include "cmd.h"
+#include "control.h"
+#include "dataconn.h"
 #include "log.h"
 #include "throttle.h"
+#include "timeutil.h"
 
 static int root_fd = -1;
 
@@ -20,6 +25,29 @@ int login_init(const ftpd_config *cfg)
 {
     root_fd = open(cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return root_fd < 0 ? -1 : 0;
+}
+
+void login_reset(session *s)
+{
+    dataconn_forget(s);
+    if (s->fs_open)
+        vfs_close(&s->fs);
+    s->fs_open = false;
+    s->have_user = false;
+    s->logged_in = false;
+    s->anonymous = false;
+    s->can_write = false;
+    s->can_modify = false;
+    /* Logged out (a new session, or REIN): log in again within the limit. */
+    s->login_deadline_ms = ftpd_now_ms() + (long long)s->cfg->login_timeout * 1000;
+    s->user[0] = '\0';
+    s->ident[0] = '\0';
+    s->type = 'A';
+    s->rest = 0;
+    s->epsv_all = false;
+    s->have_rnfr = false;
+    s->hash_algo = "SHA-256";
+    s->mlst_facts = MLST_ALL;
 }
 
 /* Sleep until the monotonic clock reads at_ms. */
@@ -32,7 +60,7 @@ static void sleep_until(long long at_ms)
         continue;
 }
 
-int login_cmd_user(session *s, const char *arg)
+int cmd_user(session *s, const char *arg)
 {
     if (s->logged_in)
         return reply(s, 530, "Can't change to another user.");
@@ -53,7 +81,7 @@ int login_cmd_user(session *s, const char *arg)
 static int login_failed(session *s, long long started_ms, const char *why)
 {
     int bans;
-    long long took = session_now_ms() - started_ms;
+    long long took = ftpd_now_ms() - started_ms;
 
     s->login_failures++;
     bans = throttle_done((const struct sockaddr *)&s->peer, s->user, false);
@@ -103,9 +131,9 @@ static int login_anonymous(session *s, const char *password)
     return reply(s, 230, "Login successful.");
 }
 
-int login_cmd_pass(session *s, const char *arg)
+int cmd_pass(session *s, const char *arg)
 {
-    long long started = session_now_ms();
+    long long started = ftpd_now_ms();
     char home[PATH_MAX];
 
     if (s->logged_in)
@@ -142,4 +170,32 @@ int login_cmd_pass(session *s, const char *arg)
     s->can_modify = true;
     log_msg("%s: login ok, user %s", s->peer_str, s->user);
     return reply(s, 230, "Login successful.");
+}
+
+int cmd_acct(session *s, const char *arg)
+{
+    return reply(s, 202, "ACCT not needed.");
+}
+
+int cmd_quit(session *s, const char *arg)
+{
+    reply(s, 221, "Goodbye.");
+    return -1;
+}
+
+int cmd_rein(session *s, const char *arg)
+{
+    login_reset(s);
+    return reply(s, 220, "Ready for new user.");
+}
+
+/* Clients announce their name (CLNT); nothing depends on it. */
+int cmd_clnt(session *s, const char *arg)
+{
+    return reply(s, 200, "Noted.");
+}
+
+int cmd_auth(session *s, const char *arg)
+{
+    return reply(s, 502, "TLS is not supported.");
 }
