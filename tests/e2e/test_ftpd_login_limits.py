@@ -265,13 +265,34 @@ class AccountGuessingFromManyAddressesTest(T.ServerTestCase):
 NETNS_CHILD = "--netns-child"
 
 
+def wait_local_routes(addrs):
+    """The kernel installs an address's routes from a work queue, even with
+    nodad: wait (bounded) until every address has its local route and its
+    prefix route, or a client bound to it meets "Network is unreachable"."""
+    deadline = time.monotonic() + T.timeout(10)
+    while True:
+        local = subprocess.run(["ip", "-6", "route", "show", "table", "local"],
+                               capture_output=True, text=True, timeout=30).stdout
+        main = subprocess.run(["ip", "-6", "route", "show"],
+                              capture_output=True, text=True, timeout=30).stdout
+        have = set(w for line in local.splitlines() for w in line.split()[1:2])
+        if all(a in have for a in addrs) and "2001:db8:1::/64" in main \
+                and "2001:db8:2::/64" in main:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("routes not installed:\n" + local + main)
+        time.sleep(0.02)  # polling the kernel's state, bounded above
+
+
 def netns_child(prefix_args, expect_third):
     """Runs inside a fresh network namespace: lo with addresses of two /64s."""
     run = lambda *a: subprocess.run(a, check=True, timeout=30)  # noqa: E731
     run("ip", "link", "set", "lo", "up")
-    for a in ("2001:db8:1::1", "2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12",
-              "2001:db8:2::10"):
+    addrs = ("2001:db8:1::1", "2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12",
+             "2001:db8:2::10")
+    for a in addrs:
         run("ip", "-6", "addr", "add", a + "/64", "dev", "lo", "nodad")
+    wait_local_routes(addrs)
     base = tempfile.mkdtemp(prefix="ftpd-netns-")
     try:
         root = os.path.join(base, "root")
