@@ -220,8 +220,12 @@ SS_API void ss_shutdown_async(ss_server *srv);
 
 /* Install handlers so that signal signo calls ss_shutdown_async(srv)
  * (SA_RESTART is not set, so blocking calls in the serving thread wake).
- * One server per process can be the target; a later call replaces it.
- * Returns 0, or -1 with errno. */
+ * With opt.stop_grace >= 0 the signal begins a graceful stop instead (see
+ * ss_server_stop) and a second one cuts at once. A signal that reaches
+ * another thread while a sync handler runs is sent on to the loop's thread,
+ * so that the handler's blocked call is interrupted too. One server per
+ * process can be the target; a later call replaces it. Returns 0, or -1
+ * with errno. */
 SS_API int ss_shutdown_on_signal(ss_server *srv, int signo);
 
 /* Stop the server gracefully, from any thread but the loop's (a handler
