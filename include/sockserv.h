@@ -107,7 +107,8 @@ typedef struct ss_options {
     ss_mode mode;               /* default SS_MODE_SYNC. Forking: the child
                                    ends with _exit(), so flush your own stdio
                                    buffers in the handler; it dies of the
-                                   signals given to ss_shutdown_on_signal. */
+                                   signals given to ss_shutdown_on_signal
+                                   (it ignores them with stop_grace >= 0). */
 
     int request_queue_size;     /* listen() backlog; default SOMAXCONN, as
                                    Python 3.15 (gh-80184): Python's older 5

@@ -396,10 +396,12 @@ ssize_t ss_readline_ex(ss_request *req, char *buf, size_t size, double timeout, 
         } else {
             bool ended = req->eof || req->dgram;
             size_t line = nl != NULL ? (size_t)(nl - start) + 1 : avail;
-            /* Without a LF, max bytes are too many unless the input ends
-             * there: the LF would make max + 1. */
+            /* Without a LF, max bytes make a piece (as ss_readline); for
+             * DISCARD they are too many only once more input shows that the
+             * line goes on (its LF would make max + 1), not when the input
+             * ends there. */
             bool too_long = nl != NULL ? n + line > max
-                                       : (n + avail > max || (n + avail == max && !ended));
+                                       : (n + avail > max || (n + avail == max && !discard));
             if (too_long) {
                 if (discard) {
                     discarding = true;
