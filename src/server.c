@@ -75,8 +75,8 @@ ss_server *ss_server_new(const ss_options *opt, const ss_handler *h)
     const ss__mode *mode = mode_table(opt->mode);
     if (mode == NULL || opt->address == NULL || opt->request_queue_size < 0 ||
         (opt->type != SS_STREAM && opt->type != SS_DATAGRAM) ||
-        (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) || opt->max_packet_size > (1u << 30) ||
-        opt->stop_grace != opt->stop_grace) {
+        (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) ||
+        opt->max_packet_size > (1u << 30) || opt->stop_grace != opt->stop_grace) {
         errno = EINVAL;
         return NULL;
     }

@@ -269,8 +269,7 @@ int ss_flush(ss_request *req)
  * until the monotonic deadline (INFINITY: none). Returns fd's revents
  * (> 0), 0 when the deadline passed, -1 with ECANCELED when the stop began
  * and fd is not ready, or -1 with another errno. */
-static int wait_fd_or_stop(ss_request *req, int fd, short events, double deadline,
-                           bool watch_stop)
+static int wait_fd_or_stop(ss_request *req, int fd, short events, double deadline, bool watch_stop)
 {
     struct pollfd p[2];
     nfds_t n = 0;
@@ -379,8 +378,7 @@ ssize_t ss_readline_ex(ss_request *req, char *buf, size_t size, double timeout, 
     for (;;) {
         size_t avail = req->in_len - req->in_pos;
         const char *start = req->in + req->in_pos;
-        const char *nl =
-            avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
+        const char *nl = avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
         if (discarding) {
             /* Dropping an over-long line through its LF. */
             size_t k = nl != NULL ? (size_t)(nl - start) + 1 : avail;
@@ -400,8 +398,8 @@ ssize_t ss_readline_ex(ss_request *req, char *buf, size_t size, double timeout, 
              * DISCARD they are too many only once more input shows that the
              * line goes on (its LF would make max + 1), not when the input
              * ends there. */
-            bool too_long = nl != NULL ? n + line > max
-                                       : (n + avail > max || (n + avail == max && !discard));
+            bool too_long =
+                nl != NULL ? n + line > max : (n + avail > max || (n + avail == max && !discard));
             if (too_long) {
                 if (discard) {
                     discarding = true;
