@@ -91,6 +91,13 @@ static ss_server *start(ss_mode mode, enum tu_kind kind, int (*handle)(ss_reques
     return srv;
 }
 
+/* The serving thread ends before the server is freed. */
+static void stop_and_free(ss_server *srv)
+{
+    assert_int_equal(tu_serve_stop(serving), 0);
+    tu_server_free(srv);
+}
+
 static void prepare(size_t size, double timeout, unsigned flags, int count)
 {
     memset(calls, 0, sizeof calls);
@@ -120,7 +127,7 @@ static void run_stream_n(const void *data, size_t len)
     shutdown(fd, SHUT_WR);
     assert_int_equal(tu_chan_get(&done, TU_WAIT_MS), 'D');
     close(fd);
-    tu_server_free(srv);
+    stop_and_free(srv);
 }
 
 static void run_stream(const char *text)
@@ -282,7 +289,7 @@ static void test_deadline_is_for_the_whole_line(void **state)
     assert_true(calls[0].elapsed < DRIP_DEADLINE + 0.5);
     assert_true(line[i] != '\0'); /* it did not wait for the whole line */
     close(fd);
-    tu_server_free(srv);
+    stop_and_free(srv);
     finish();
 }
 
@@ -318,7 +325,7 @@ static void test_timeout_keeps_partial_line(void **state)
     assert_int_equal(tu_chan_get(&done, TU_WAIT_MS), 'D');
     expect(1, 8, "partial\n");
     close(fd);
-    tu_server_free(srv);
+    stop_and_free(srv);
     finish();
 }
 
@@ -382,7 +389,7 @@ static void test_datagram(void **state)
     expect(4, 0, NULL);
     assert_true(calls[3].elapsed < 0.5); /* nothing is waited for */
     close(fd);
-    tu_server_free(srv);
+    stop_and_free(srv);
     finish();
 }
 
