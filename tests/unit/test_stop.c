@@ -394,17 +394,52 @@ static void test_signal_grace_and_second_signal(void **state)
         signal_grace_in(all_modes[m]);
 }
 
+static atomic_int handler_tid;
+
+static int tid_idle_handle(ss_request *req)
+{
+    atomic_store(&handler_tid, (int)gettid());
+    return idle_handle(req);
+}
+
+/* Wait until thread tid of this process sleeps (state S in its stat): after
+ * its "hi", the handler's next blocking call is the read. Nothing reports
+ * that moment, so this polls, bounded. Returns 0 or -1. */
+static int wait_sleeping(int tid)
+{
+    char path[64], stat[256];
+    double end = tu_now() + TU_WAIT_MS / 1000.0;
+
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    while (tu_now() < end) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            return -1;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *paren = strrchr(stat, ')'); /* the name may hold spaces */
+        if (paren != NULL && paren[1] == ' ' && paren[2] == 'S')
+            return 0;
+        usleep(1000);
+    }
+    return -1;
+}
+
 /* A sync handler blocked in a read, a stop signal sent to another thread
  * (this one): the loop thread's read must still be interrupted. */
 static void sync_signal_elsewhere(double grace)
 {
     tu_serve *serving;
-    ss_server *srv = start(SS_MODE_SYNC, TU_TCP, idle_handle, grace, &serving);
+    ss_server *srv = start(SS_MODE_SYNC, TU_TCP, tid_idle_handle, grace, &serving);
     int fd = tu_client(srv, NULL, 0);
 
     assert_int_equal(ss_shutdown_on_signal(srv, SIGUSR1), 0);
     assert_true(fd >= 0);
     expect_hi(fd);
+    /* Blocked in the read already: a signal that came before it would be
+     * caught by the check before the read, which is not what this tests. */
+    assert_int_equal(wait_sleeping(atomic_load(&handler_tid)), 0);
     double t0 = tu_now();
     assert_int_equal(pthread_kill(pthread_self(), SIGUSR1), 0);
     assert_int_equal(tu_serve_wait(serving, TU_WAIT_MS), 0);
