@@ -57,6 +57,8 @@ ssize_t ss__stream_fill(ss_request *req)
 
 static void take(ss_request *req, char *dst, size_t n)
 {
+    if (n == 0)
+        return; /* the buffer may not exist yet (no memcpy from NULL) */
     memcpy(dst, req->in + req->in_pos, n);
     req->in_pos += n;
 }
@@ -377,7 +379,7 @@ ssize_t ss_readline_ex(ss_request *req, char *buf, size_t size, double timeout, 
 
     for (;;) {
         size_t avail = req->in_len - req->in_pos;
-        const char *start = req->in + req->in_pos;
+        const char *start = req->in != NULL ? req->in + req->in_pos : NULL;
         const char *nl = avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
         if (discarding) {
             /* Dropping an over-long line through its LF. */
