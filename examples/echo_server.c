@@ -1,7 +1,7 @@
 /*
  * echo-server - send back whatever arrives, over any transport and mode.
  *
- *   echo-server [ADDRESS] [--udp] [--mode sync|threading|forking|pool]
+ *   echo-server [ADDRESS] [--udp] [--mode sync|threading|forking|pool] [--grace S]
  *
  * The smallest useful server: a stream connection gets back every byte it
  * sends, unchanged and unframed, until it closes; a datagram gets back a
@@ -25,6 +25,7 @@
 static void usage(void)
 {
     printf("Usage: %s [ADDRESS] [--udp] [--mode sync|threading|forking|pool]\n"
+           "       [--grace S]\n"
            "Send back whatever arrives: every byte of a stream connection until it\n"
            "closes, or a copy of each datagram.\n"
            "\n"
@@ -33,10 +34,11 @@ static void usage(void)
            "  --udp        datagrams (UDP, or a Unix datagram socket) instead of a\n"
            "               stream (TCP, or a Unix stream socket)\n"
            "  --mode MODE  sync, threading, forking or pool; default threading for\n"
-           "               streams, sync for datagrams\n"
+           "               streams, sync for datagrams\n" SERVE_GRACE_USAGE
            "  --help       show this help\n"
            "\n"
-           "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it.\n"
+           "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it\n"
+           "(see --grace).\n"
            "Exit status: 0 after a clean stop, 1 on error, 2 for a bad command line.\n",
            cli_prog(), DEFAULT_ADDRESS);
 }
@@ -63,10 +65,11 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"udp", no_argument, NULL, 'u'},
         {"mode", required_argument, NULL, 'm'},
+        {"grace", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    ss_handler handler = {.setup = serve_child_setup, .handle = handle};
+    ss_handler handler = {.handle = handle};
     ss_options opt;
     bool mode_given = false;
     int c;
@@ -74,6 +77,7 @@ int main(int argc, char **argv)
     cli_init(argv[0]);
     ss_options_init(&opt);
     opt.address = DEFAULT_ADDRESS;
+    opt.stop_grace = SERVE_DEFAULT_GRACE;
     opt.type = SS_STREAM;
     opt.max_packet_size = MAX_DATAGRAM;
     opt.allow_reuse_address = true;
@@ -92,6 +96,10 @@ int main(int argc, char **argv)
             if (cli_parse_mode(optarg, &opt.mode) != 0)
                 cli_usage_error("bad mode '%s': use sync, threading, forking or pool", optarg);
             mode_given = true;
+            break;
+        case 'g':
+            if (cli_parse_seconds0(optarg, SERVE_GRACE_MAX, &opt.stop_grace) != 0)
+                cli_usage_error("bad grace '%s': use seconds, 0 or more", optarg);
             break;
         case 'h':
             usage();

@@ -1,7 +1,7 @@
 /*
  * tcp-upper-server - the upper-casing service over TCP, with line framing.
  *
- *   tcp-upper-server [ADDRESS] [--mode sync|threading|forking|pool]
+ *   tcp-upper-server [ADDRESS] [--mode sync|threading|forking|pool] [--grace S]
  *
  * TCP delivers a stream of bytes, not messages: two lines sent quickly may
  * arrive in one read, and one line may arrive in several. The server finds
@@ -35,7 +35,7 @@
 
 static void usage(void)
 {
-    printf("Usage: %s [ADDRESS] [--mode sync|threading|forking|pool]\n"
+    printf("Usage: %s [ADDRESS] [--mode sync|threading|forking|pool] [--grace S]\n"
            "Answer every line received over TCP with the line upper-cased (ASCII a-z\n"
            "only; other bytes unchanged). Lines end in '\\n'; a connection carries any\n"
            "number of them. A line longer than %d bytes gets an error line and the\n"
@@ -45,11 +45,11 @@ static void usage(void)
            "               port 0 picks a free port\n"
            "  --mode MODE  how connections run: sync (one at a time), threading\n"
            "               (a thread each), forking (a process each) or pool (a\n"
-           "               fixed set of threads); default threading\n"
+           "               fixed set of threads); default threading\n" SERVE_GRACE_USAGE
            "  --help       show this help\n"
            "\n"
            "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it\n"
-           "after the connected clients have hung up (interrupt twice to quit now).\n"
+           "(see --grace).\n"
            "Exit status: 0 after a clean stop, 1 on error, 2 for a bad command line.\n",
            cli_prog(), MAX_LINE, DEFAULT_ADDRESS);
 }
@@ -114,16 +114,18 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, 'm'},
+        {"grace", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    ss_handler handler = {.setup = serve_child_setup, .handle = handle};
+    ss_handler handler = {.handle = handle};
     ss_options opt;
     int c;
 
     cli_init(argv[0]);
     ss_options_init(&opt);
     opt.address = DEFAULT_ADDRESS;
+    opt.stop_grace = SERVE_DEFAULT_GRACE;
     opt.type = SS_STREAM;
     opt.mode = SS_MODE_THREADING;
     /* A restarted server can bind again at once although connections of
@@ -142,6 +144,10 @@ int main(int argc, char **argv)
         case 'm':
             if (cli_parse_mode(optarg, &opt.mode) != 0)
                 cli_usage_error("bad mode '%s': use sync, threading, forking or pool", optarg);
+            break;
+        case 'g':
+            if (cli_parse_seconds0(optarg, SERVE_GRACE_MAX, &opt.stop_grace) != 0)
+                cli_usage_error("bad grace '%s': use seconds, 0 or more", optarg);
             break;
         case 'h':
             usage();

@@ -1,7 +1,7 @@
 /*
  * udp-upper-server - answer every UDP datagram with its bytes upper-cased.
  *
- *   udp-upper-server [ADDRESS] [--threading]
+ *   udp-upper-server [ADDRESS] [--threading] [--grace S]
  *
  * The handler reads the datagram the way a DatagramRequestHandler reads
  * self.rfile, and writes the reply into the request's reply buffer, which the
@@ -24,16 +24,17 @@
 
 static void usage(void)
 {
-    printf("Usage: %s [ADDRESS] [--threading]\n"
+    printf("Usage: %s [ADDRESS] [--threading] [--grace S]\n"
            "Answer every UDP datagram with its bytes upper-cased (ASCII a-z only;\n"
            "other bytes unchanged). An empty datagram gets an empty reply.\n"
            "\n"
            "  ADDRESS      HOST:PORT, [IPV6]:PORT or unix:PATH (default %s);\n"
            "               port 0 picks a free port\n"
-           "  --threading  handle each datagram in a thread of its own\n"
+           "  --threading  handle each datagram in a thread of its own\n" SERVE_GRACE_USAGE
            "  --help       show this help\n"
            "\n"
-           "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it.\n"
+           "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it\n"
+           "(see --grace).\n"
            "Exit status: 0 after a clean stop, 1 on error, 2 for a bad command line.\n",
            cli_prog(), DEFAULT_ADDRESS);
 }
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"threading", no_argument, NULL, 't'},
+        {"grace", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -68,6 +70,7 @@ int main(int argc, char **argv)
     cli_init(argv[0]);
     ss_options_init(&opt);
     opt.address = DEFAULT_ADDRESS;
+    opt.stop_grace = SERVE_DEFAULT_GRACE;
     opt.type = SS_DATAGRAM;
     opt.max_packet_size = MAX_DATAGRAM;
 
@@ -79,6 +82,10 @@ int main(int argc, char **argv)
         switch (c) {
         case 't':
             opt.mode = SS_MODE_THREADING;
+            break;
+        case 'g':
+            if (cli_parse_seconds0(optarg, SERVE_GRACE_MAX, &opt.stop_grace) != 0)
+                cli_usage_error("bad grace '%s': use seconds, 0 or more", optarg);
             break;
         case 'h':
             usage();

@@ -129,7 +129,8 @@ typedef struct ss_options {
     ss_mode mode;               /* default SS_MODE_SYNC. Forking: the child
                                    ends with _exit(), so flush your own stdio
                                    buffers in the handler; it dies of the
-                                   signals given to ss_shutdown_on_signal. */
+                                   signals given to ss_shutdown_on_signal
+                                   (it ignores them with stop_grace >= 0). */
 
     int request_queue_size;     /* listen() backlog; default SOMAXCONN, as
                                    Python 3.15 (gh-80184): Python's older 5
@@ -219,6 +220,17 @@ typedef struct ss_options {
                                    peer, 0..128; default 64 (a /64 is what a
                                    single host usually gets; 128 = per
                                    address) */
+
+    /* Graceful stop on a stop signal (ss_shutdown_on_signal), in seconds:
+     * the loop stops accepting, running requests get this long to end, then
+     * their input is shut down (see ss_server_stop); a second stop signal
+     * cuts at once; ss_serve_forever returns once the stop is over. Forked
+     * children then catch the stop signals and do nothing (the parent cuts
+     * their connections). < 0 (default -1): no grace, as Python: the loop
+     * stops at once, a sync handler's blocked call fails with EINTR, forked
+     * children die of the signal, and threads and pool workers finish their
+     * requests. NaN is EINVAL. */
+    double stop_grace;
 } ss_options;
 
 /* Fill the first size bytes of *opt with the defaults listed above (every
@@ -272,9 +284,52 @@ SS_API void ss_shutdown_async(ss_server *srv);
 
 /* Install handlers so that signal signo calls ss_shutdown_async(srv)
  * (SA_RESTART is not set, so blocking calls in the serving thread wake).
- * One server per process can be the target; a later call replaces it.
- * Returns 0, or -1 with errno. */
+ * With opt.stop_grace >= 0 the signal begins a graceful stop instead (see
+ * ss_server_stop) and a second one cuts at once. A signal that reaches
+ * another thread while a sync handler runs is sent on to the loop's thread,
+ * so that the handler's blocked call is interrupted too. One server per
+ * process can be the target; a later call replaces it. Returns 0, or -1
+ * with errno. */
 SS_API int ss_shutdown_on_signal(ss_server *srv, int signo);
+
+/* Stop the server gracefully, from any thread but the loop's (a handler
+ * of a threading or pool server may stop its own server):
+ *   1. stop accepting (the loop is told to stop, as by ss_shutdown), and
+ *      mark the server stopping: ss_server_stopping() turns true, the stop
+ *      descriptor turns readable, and handlers waiting in ss_request_wait or
+ *      ss_readline_ex(SS_LINE_STOP) get ECANCELED at once;
+ *   2. wait up to grace seconds for the running requests to end (a second
+ *      stop, by signal or ss_server_stop, ends the wait at once);
+ *   3. the cut: shut down the input (SHUT_RD) of every running request's
+ *      connection, so that its handler reads the end of input; output still
+ *      works, so a handler can say goodbye. Threads, pool workers and forked
+ *      children alike (the parent keeps a copy of each child's connection
+ *      until it reaps the child). Pool requests still queued are closed
+ *      unserved, at the cut or when a worker would take them while
+ *      stopping. A sync handler blocked in the loop's thread is cut as well;
+ *      datagram requests have no connection to cut;
+ *   4. wait up to 2 seconds more for the requests to end.
+ * Returns once the loop (if one runs) has returned too. Returns 0 when no
+ * request is left, -1 with ETIMEDOUT when some still run after step 4
+ * (ss_server_close/ss_server_free then wait as block_on_close says), EINVAL
+ * for a negative or NaN grace, EDEADLK from the loop's own thread or a
+ * forked request child. Called while a stop is under way, it cuts at once
+ * and returns when that stop is over. The server stays stopping until
+ * ss_serve_forever or ss_handle_request starts again; called before a loop
+ * starts, that loop returns at once, as after ss_shutdown. */
+SS_API int ss_server_stop(ss_server *srv, double grace);
+
+/* A descriptor that turns readable (POLLIN) once a graceful stop began and
+ * stays so until the server serves again, for a handler's own poll() next
+ * to its other descriptors. Never read from it or close it. Valid in
+ * forked request children too (the same descriptor, inherited). -1 for a
+ * NULL server. */
+SS_API int ss_server_stop_fd(const ss_server *srv);
+
+/* True once a graceful stop began (ss_server_stop, or a stop signal with
+ * stop_grace >= 0), until the server serves again. Works in forked
+ * children (it looks at the stop descriptor). */
+SS_API bool ss_server_stopping(const ss_server *srv);
 
 /* Wait up to timeout seconds (< 0: without limit) for running requests
  * (threads, children, pool work) to finish. Returns 0 when none is left,
@@ -388,10 +443,52 @@ SS_API ssize_t ss_read_exact(ss_request *req, void *buf, size_t n);
 /* Bytes already buffered and readable without waiting. */
 SS_API size_t ss_pending(const ss_request *req);
 
+/* ss_readline_ex flags. */
+/* An over-long line (more than size - 1 bytes with its LF) is read and
+ * dropped through its LF; the call fails with EMSGSIZE and *dropped holds
+ * the count dropped (the whole line, LF included). Without it the line is
+ * returned in pieces, as ss_readline does. */
+#define SS_LINE_DISCARD 0x1u
+/* While waiting for more input, a graceful stop (ss_server_stop) fails the
+ * call with ECANCELED. A line already buffered is still returned. */
+#define SS_LINE_STOP 0x2u
+
+/* ss_readline for line protocols: read one line (up to and including its
+ * LF, which is kept, as is a CR before it) into buf, at most size - 1 bytes,
+ * then a NUL. timeout is a deadline in seconds for the whole line, however
+ * many receives it takes (< 0: none beyond the connection's own receive
+ * timeout, which applies to each wait). Returns the byte count including the
+ * LF; a last line without LF is returned as it is; 0 at end of input. -1 on
+ * error: ETIMEDOUT (the deadline or the receive timeout passed), ECANCELED
+ * (SS_LINE_STOP), EMSGSIZE (SS_LINE_DISCARD), EINVAL (size < 2, a NaN
+ * timeout, an unknown flag), or a receive error. After ETIMEDOUT or
+ * ECANCELED the unfinished line's bytes stay buffered and the next call
+ * starts with them, except for a line longer than the internal buffer
+ * (8 KiB), whose first bytes were moved to buf already: those are lost.
+ * After ETIMEDOUT or ECANCELED in the middle of discarding, the rest of
+ * that line is read as a line of its own; *dropped counts what was dropped.
+ * dropped may be NULL; it is set to 0 unless the call dropped bytes. For a
+ * datagram request the line comes from the datagram's bytes and nothing is
+ * waited for. */
+SS_API ssize_t ss_readline_ex(ss_request *req, char *buf, size_t size, double timeout,
+                              unsigned flags, size_t *dropped);
+
+/* Wait for events (POLLIN, POLLOUT, ...) on fd and, at the same time, for
+ * the server's graceful stop, so that a handler needs no signal handler or
+ * pipe of its own. fd = -1 means the request's own input: bytes already
+ * buffered (or the end of input already seen) make it ready at once, and
+ * buffered output is sent first; for a datagram request only the stop is
+ * waited for. timeout in seconds, < 0: none. Returns fd's revents (> 0)
+ * when it is ready (this wins when both are), 0 when the timeout passed,
+ * -1 with ECANCELED once a graceful stop began, or -1 with another errno
+ * (EINVAL for fd < -1 or a NaN timeout). Interrupted waits are retried,
+ * except in a sync handler after a stop signal without grace (EINTR). */
+SS_API int ss_request_wait(ss_request *req, int fd, short events, double timeout);
+
 /* ---- writing (wfile) --------------------------------------------------- */
 
 /* Stream: send all n bytes (partial sends and EINTR handled, no SIGPIPE) or
- * fail; with wbufsize > 0 the bytes may wait in the buffer until ss_flush,
+ * fail (n = 0 sends nothing and returns 0, buf may be NULL then); with wbufsize > 0 the bytes may wait in the buffer until ss_flush,
  * a read that must wait, or the end of the request. Datagram: append to the
  * reply, which is sent to the client after finish (even when empty, as
  * Python does) unless ss_reply() was used. Returns n or -1 (EMSGSIZE when a

@@ -23,6 +23,8 @@
 #define SS__DEFAULT_STACK (512u * 1024u)
 #define SS__BACKOFF_MIN_MS 10       /* accept() out of descriptors: first pause */
 #define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
+#define SS__STOP_STEP 0.02          /* graceful stop: look for a second stop this often */
+#define SS__STOP_AFTER_CUT 2.0      /* ... and wait this long for requests after the cut */
 
 /* The peer a request counts against (limits.c): an IPv4 address, or an
  * IPv6 address cut to the server's peer_prefix6 bits. */
@@ -81,6 +83,9 @@ typedef struct ss__mode {
     int (*drain)(ss_server *srv, double timeout);
     void (*close)(ss_server *srv);             /* honour block_on_close */
     void (*destroy)(ss_server *srv);           /* after close: free everything */
+    /* A graceful stop's cut: shut down the input of every running request
+     * (SHUT_RD) so that its handler sees the end of input and ends. */
+    void (*cut)(ss_server *srv);
 } ss__mode;
 
 extern const ss__mode ss__mode_sync;
@@ -123,6 +128,17 @@ struct ss_server {
     atomic_uint sync_active;
     atomic_bool aborting;       /* free is cutting connections: no reports */
     atomic_int signal_stop;     /* the stop came from a signal (Ctrl-C) */
+
+    /* Graceful stop (ss_server_stop, or a stop signal with stop_grace >= 0). */
+    int stopfd;                 /* eventfd, readable once a graceful stop began */
+    atomic_int stopping;        /* a graceful stop began (stopfd written) */
+    atomic_int stop_cut;        /* a second stop request: cut at once */
+    atomic_llong stop_deadline_ns; /* monotonic end of the grace */
+    atomic_int signal_forwarded; /* a stop signal sent on to the loop thread */
+    bool stop_busy;             /* under mu: a thread runs the graceful stop */
+    bool stop_done;             /* under mu: it ran since the loop started */
+    atomic_int sync_fd;         /* sync: the running request's connection,
+                                   -1 none, -2 being cut */
 };
 
 /* request.c */
@@ -191,6 +207,14 @@ int ss__dgram_finish_reply(ss_request *req);
 /* server.c */
 bool ss__stop_requested(ss_server *srv);
 void ss__reset_stop_signals(void);
+/* In a forked request child: the stop signals end it (stop_grace < 0, as
+ * before) or are caught and do nothing (stop_grace >= 0: the parent runs
+ * the grace and cuts the connection). */
+void ss__child_stop_signals(ss_server *srv);
+/* A graceful stop began (also true in a forked child, through stopfd). */
+bool ss__stopping(const ss_server *srv);
+/* sysutil.c: whether an interrupted call goes on (see retry_eintr). */
+bool ss__retry_eintr(ss_server *srv);
 /* The server whose request the calling thread runs (threading and pool
  * workers), so that drain from inside a handler does not wait for itself. */
 extern _Thread_local ss_server *ss__current_server;

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,8 @@
 typedef struct child {
     pid_t pid;
     int pidfd;    /* -1 when pidfd_open is not available */
+    int conn;     /* the parent's copy of the child's connection (stream), kept
+                     until the reap so that a graceful stop can cut it; -1 */
     bool counted; /* holds a connection slot, given back at the reap */
     ss__peer_key key;
 } child;
@@ -79,6 +82,7 @@ static void forget(ss_server *srv, fork_state *st, size_t i)
     ss__close(st->kids[i].pidfd);
     if (st->kids[i].counted)
         ss__limits_release(srv, &st->kids[i].key);
+    ss__close(st->kids[i].conn);
     st->kids[i] = st->kids[--st->n];
 }
 
@@ -190,6 +194,17 @@ static void fork_release(ss_server *srv, ss_request *req)
     ss__request_reset(req);
 }
 
+/* In a new child: the parent's descriptors for its other children are not
+ * this child's business (and would keep their connections open). Only this
+ * thread runs in the child, so the table is read without its lock. */
+static void close_siblings(fork_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        ss__close(st->kids[i].pidfd);
+        ss__close(st->kids[i].conn);
+    }
+}
+
 static int fork_process(ss_server *srv, ss_request *req)
 {
     fork_state *st = state(srv);
@@ -226,7 +241,8 @@ static int fork_process(ss_server *srv, ss_request *req)
          * into the loop, without atexit handlers or stdio flushes of the
          * parent's (hence _exit). */
         srv->in_request_child = true;
-        ss__reset_stop_signals();
+        ss__child_stop_signals(srv);
+        close_siblings(st);
         if (srv->socktype == SOCK_STREAM) {
             ss__close(srv->fd); /* the child accepts nothing */
             srv->fd = -1;
@@ -235,8 +251,8 @@ static int fork_process(ss_server *srv, ss_request *req)
         ss__shutdown_request(req);
         _exit(rc == SS_OK ? 0 : 1);
     }
-    /* Parent: plain close, no shutdown(): that would cut the child's
-     * connection too. */
+    /* Parent: no shutdown(), that would cut the child's connection too;
+     * the descriptor is kept (closed at the reap) for a graceful stop. */
     int pidfd = open_pidfd(pid);
     pthread_mutex_lock(&st->mu);
     st->pending--;
@@ -246,9 +262,11 @@ static int fork_process(ss_server *srv, ss_request *req)
     st->kids[st->n].counted = req->counted;
     st->kids[st->n].key = req->key;
     req->counted = false;
+    st->kids[st->n].conn = req->dgram ? -1 : req->fd;
     st->n++;
     pthread_mutex_unlock(&st->mu);
-    ss__close_request(req);
+    if (!req->dgram)
+        req->fd = -1; /* now the table's */
     ss__request_reset(req);
     return 0;
 }
@@ -290,12 +308,26 @@ static void fork_destroy(ss_server *srv)
     fork_state *st = state(srv);
     if (st == NULL)
         return;
-    for (size_t i = 0; i < st->n; i++)
+    for (size_t i = 0; i < st->n; i++) {
         ss__close(st->kids[i].pidfd);
+        ss__close(st->kids[i].conn);
+    }
     free(st->kids);
     pthread_mutex_destroy(&st->mu);
     free(st);
     srv->mode_state = NULL;
+}
+
+/* Graceful stop: end the input of every child's connection through the
+ * parent's copy of it. */
+static void fork_cut(ss_server *srv)
+{
+    fork_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < st->n; i++)
+        if (st->kids[i].conn >= 0)
+            (void)shutdown(st->kids[i].conn, SHUT_RD);
+    pthread_mutex_unlock(&st->mu);
 }
 
 const ss__mode ss__mode_fork = {
@@ -310,4 +342,5 @@ const ss__mode ss__mode_fork = {
     .drain = fork_drain,
     .close = fork_close,
     .destroy = fork_destroy,
+    .cut = fork_cut,
 };

@@ -72,7 +72,10 @@ static void *worker(void *p)
         req->running = true;
         pthread_mutex_unlock(&st->mu);
 
-        (void)ss__finish_request(req); /* SS_ABORT ends only this request */
+        /* A stopping server starts no queued request: it is closed
+         * unserved. SS_ABORT ends only this request. */
+        if (!ss__stopping(srv))
+            (void)ss__finish_request(req);
         pthread_mutex_lock(&st->mu);
         req->running = false; /* before its descriptor closes: see abort */
         pthread_mutex_unlock(&st->mu);
@@ -308,6 +311,28 @@ static void pool_destroy(ss_server *srv)
     srv->mode_state = NULL;
 }
 
+/* Graceful stop: close the queued requests unserved, and end the input of
+ * the running ones. */
+static void pool_cut(ss_server *srv)
+{
+    pool_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    while (st->qcount > 0) {
+        ss_request *req = st->queue[st->qhead];
+        st->qhead = (st->qhead + 1) % st->qcap;
+        st->qcount--;
+        ss__shutdown_request(req);
+        ss__request_reset(req);
+        st->free_list[st->nfree++] = req;
+        signal_loop(st);
+    }
+    for (unsigned i = 0; i < st->nall; i++)
+        if (st->all[i]->running)
+            ss__abort_request(st->all[i]);
+    pthread_cond_broadcast(&st->idle);
+    pthread_mutex_unlock(&st->mu);
+}
+
 const ss__mode ss__mode_pool = {
     .name = "pool",
     .poll_first = false,
@@ -320,4 +345,5 @@ const ss__mode ss__mode_pool = {
     .drain = pool_drain,
     .close = pool_close,
     .destroy = pool_destroy,
+    .cut = pool_cut,
 };

@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -19,10 +21,38 @@ static void sync_release(ss_server *srv, ss_request *req)
     ss__request_reset(req);
 }
 
+/* The connection stops being visible to a graceful stop's cut (another
+ * thread) before it closes; if a cut holds it right now, wait the few
+ * instructions until it is done with it, so that it never shuts down a
+ * reused descriptor number. */
+static void sync_unpublish(ss_server *srv)
+{
+    int fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
+    while (fd != -1 && !atomic_compare_exchange_weak(&srv->sync_fd, &fd, -1)) {
+        if (fd == -2) {
+            sched_yield();
+            fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
+        }
+    }
+}
+
+/* Cut the running request, from the thread that runs the graceful stop. */
+static void sync_cut(ss_server *srv)
+{
+    int fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
+    if (fd < 0 || !atomic_compare_exchange_strong(&srv->sync_fd, &fd, -2))
+        return; /* none, or it ended meanwhile */
+    (void)shutdown(fd, SHUT_RD);
+    atomic_store_explicit(&srv->sync_fd, fd, memory_order_release);
+}
+
 static int sync_process(ss_server *srv, ss_request *req)
 {
-    atomic_store_explicit(&srv->sync_active, 1, memory_order_relaxed);
+    /* Release: the stop-signal handler reads loop_thread after seeing it. */
+    atomic_store_explicit(&srv->sync_active, 1, memory_order_release);
+    atomic_store_explicit(&srv->sync_fd, req->dgram ? -1 : req->fd, memory_order_release);
     int rc = ss__finish_request(req);
+    sync_unpublish(srv);
     ss__shutdown_request(req);
     ss__request_reset(req);
     atomic_store_explicit(&srv->sync_active, 0, memory_order_relaxed);
@@ -81,4 +111,5 @@ const ss__mode ss__mode_sync = {
     .drain = sync_drain,
     .close = sync_close,
     .destroy = sync_destroy,
+    .cut = sync_cut,
 };

@@ -263,6 +263,16 @@ static void thread_destroy(ss_server *srv)
     srv->mode_state = NULL;
 }
 
+/* Graceful stop: end the input of every running request. */
+static void thread_cut(ss_server *srv)
+{
+    thread_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    for (ss_request *r = st->live; r != NULL; r = r->next)
+        ss__abort_request(r);
+    pthread_mutex_unlock(&st->mu);
+}
+
 const ss__mode ss__mode_thread = {
     .name = "threading",
     .poll_first = false,
@@ -275,4 +285,5 @@ const ss__mode ss__mode_thread = {
     .drain = thread_drain,
     .close = thread_close,
     .destroy = thread_destroy,
+    .cut = thread_cut,
 };

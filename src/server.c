@@ -7,6 +7,9 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdint.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -53,6 +57,7 @@ static void fill_defaults(ss_options *opt)
     opt->max_connections = 0;
     opt->max_per_peer = 0;
     opt->peer_prefix6 = 64;
+    opt->stop_grace = -1;
 }
 
 void ss_options_init_size(ss_options *opt, size_t size)
@@ -153,7 +158,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         (opt->type != SS_STREAM && opt->type != SS_DATAGRAM) ||
         (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) ||
         opt->pool_queue > UINT_MAX - opt->pool_workers || !stack_size_ok(opt->thread_stack_size) ||
-        opt->peer_prefix6 > 128 || opt->max_packet_size > (1u << 30)) {
+        opt->peer_prefix6 > 128 || opt->max_packet_size > (1u << 30) ||
+        opt->stop_grace != opt->stop_grace) {
         errno = EINVAL;
         return NULL;
     }
@@ -164,6 +170,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->fd = -1;
     srv->deferred_fd = -1;
     srv->wakefd = -1;
+    srv->stopfd = -1;
     srv->mode_wait_fd = -1;
     srv->mode = mode;
     if (h != NULL)
@@ -176,6 +183,11 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     atomic_init(&srv->sync_active, 0);
     atomic_init(&srv->aborting, false);
     atomic_init(&srv->signal_stop, 0);
+    atomic_init(&srv->stopping, 0);
+    atomic_init(&srv->stop_cut, 0);
+    atomic_init(&srv->stop_deadline_ns, 0);
+    atomic_init(&srv->signal_forwarded, 0);
+    atomic_init(&srv->sync_fd, -1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
 
@@ -185,6 +197,11 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->opt.address = srv->address;
     srv->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->wakefd < 0)
+        goto fail;
+    /* Separate from the wakeup descriptor, which the loop drains: this one
+     * stays readable for the whole stop, also in forked children. */
+    srv->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->stopfd < 0)
         goto fail;
     if (ss__open_server_socket(srv) < 0)
         goto fail;
@@ -202,6 +219,7 @@ fail:
     ss__limits_free(srv);
     ss__close_server_socket(srv);
     ss__close(srv->wakefd);
+    ss__close(srv->stopfd);
     ss__request_free(srv->sync_req);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
@@ -271,20 +289,85 @@ _Thread_local ss_server *ss__current_server;
 _Thread_local ss_server *ss__loop_server;
 
 static _Atomic(ss_server *) signal_target;
+/* Stop-signal handlers running now: ss_server_free waits for them to leave
+ * before the memory they may touch goes. */
+static atomic_int signal_in_flight;
 /* The signals ss_shutdown_on_signal took over, and what they did before.
  * Changed only by the application's setup calls, read by forked children
  * and by ss_server_free. */
 static sigset_t stop_signals;
 static struct sigaction stop_signals_old[NSIG];
 
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2 &&
+                   ATOMIC_LLONG_LOCK_FREE == 2,
+               "the stop-signal handler needs lock-free atomics");
+
+/* Async-signal-safe (clock_gettime is). */
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Async-signal-safe: begin a graceful stop of grace seconds unless one
+ * began already. Returns true when this call began it. */
+static bool mark_stopping(ss_server *srv, double grace)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&srv->stopping, &expected, 1))
+        return false;
+    long long g = grace > 1e9 ? 1000000000LL * 1000000000LL : (long long)(grace * 1e9);
+    atomic_store(&srv->stop_deadline_ns, now_ns() + g);
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t w = write(srv->stopfd, &one, sizeof one);
+    (void)w; /* never read while stopping: it cannot be full */
+    errno = saved;
+    return true;
+}
+
+/* The stop is over and the loop starts again (srv->mu held): handlers no
+ * longer see it. */
+static void clear_stopping(ss_server *srv)
+{
+    uint64_t v;
+    while (read(srv->stopfd, &v, sizeof v) > 0)
+        ;
+    atomic_store(&srv->stop_cut, 0);
+    atomic_store(&srv->stopping, 0);
+    srv->stop_done = false;
+}
+
 static void on_stop_signal(int signo)
 {
-    (void)signo;
+    atomic_fetch_add(&signal_in_flight, 1);
     ss_server *srv = atomic_load(&signal_target);
-    if (srv != NULL) {
-        atomic_store(&srv->signal_stop, 1);
-        ss_shutdown_async(srv);
+    if (srv == NULL)
+        goto out;
+    if (atomic_load(&srv->signal_forwarded) != 0 &&
+        pthread_equal(pthread_self(), srv->loop_thread) &&
+        atomic_exchange(&srv->signal_forwarded, 0) != 0) {
+        /* Sent on by the code below only to interrupt a sync handler's
+         * blocked call: the stop itself is counted already. */
+        goto out;
     }
+    if (srv->opt.stop_grace >= 0 && !mark_stopping(srv, srv->opt.stop_grace))
+        atomic_store(&srv->stop_cut, 1); /* a second stop: cut at once */
+    atomic_store(&srv->signal_stop, 1);
+    ss_shutdown_async(srv);
+    /* sync_active is set (release) after loop_thread was written. */
+    if (srv->opt.mode == SS_MODE_SYNC && atomic_load(&srv->sync_active) != 0 &&
+        !pthread_equal(pthread_self(), srv->loop_thread)) {
+        /* A sync handler runs in the loop's thread, and the signal went to
+         * another one: send it on, so that the handler's blocked call is
+         * interrupted too. pthread_kill is async-signal-safe. */
+        atomic_store(&srv->signal_forwarded, 1);
+        if (pthread_kill(srv->loop_thread, signo) != 0)
+            atomic_store(&srv->signal_forwarded, 0);
+    }
+out:
+    atomic_fetch_sub(&signal_in_flight, 1);
 }
 
 int ss_shutdown_on_signal(ss_server *srv, int signo)
@@ -327,6 +410,30 @@ void ss__reset_stop_signals(void)
     for (int s = 1; s < NSIG; s++)
         if (sigismember(&stop_signals, s))
             signal(s, SIG_DFL);
+}
+
+static void ignore_stop_signal(int signo)
+{
+    (void)signo;
+}
+
+void ss__child_stop_signals(ss_server *srv)
+{
+    if (srv->opt.stop_grace < 0) {
+        ss__reset_stop_signals();
+        return;
+    }
+    /* Caught rather than ignored, so that a program the handler executes
+     * gets the default action back. SA_RESTART: the child's blocking calls
+     * go on; the parent ends them with the cut. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&stop_signals, s))
+            sigaction(s, &sa, NULL);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -467,6 +574,124 @@ static int one_turn(ss_server *srv, int timeout_ms)
     return r;
 }
 
+/* ---- the graceful stop ------------------------------------------------- */
+
+/* Run a graceful stop (stopping is marked): wait for the running requests
+ * until the grace ends or a second stop asks to cut, then cut (SHUT_RD on
+ * every running request's connection) and wait SS__STOP_AFTER_CUT seconds
+ * more for them to end. Waits in steps of SS__STOP_STEP so that a second
+ * stop signal, which cannot signal a condition variable, is seen soon.
+ * Returns 0 when no request is left, -1 with ETIMEDOUT otherwise. */
+static int graceful_stop(ss_server *srv)
+{
+    /* A handler stopping its own server cannot wait for itself. */
+    unsigned self = ss__current_server == srv ? 1 : 0;
+    double deadline = (double)atomic_load(&srv->stop_deadline_ns) / 1e9;
+
+    while (srv->mode->active(srv) > self) {
+        if (atomic_load(&srv->stop_cut) != 0)
+            break;
+        double left = deadline - ss__now();
+        if (left <= 0)
+            break;
+        (void)srv->mode->drain(srv, left < SS__STOP_STEP ? left : SS__STOP_STEP);
+    }
+    if (srv->mode->active(srv) > self) {
+        srv->mode->cut(srv);
+        if (srv->mode->drain(srv, SS__STOP_AFTER_CUT) != 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Run the graceful stop under the stop_busy flag (taken by the caller,
+ * srv->mu held on entry and on return). */
+static int run_stop_locked(ss_server *srv)
+{
+    pthread_mutex_unlock(&srv->mu);
+    int rc = graceful_stop(srv);
+    int err = errno;
+    pthread_mutex_lock(&srv->mu);
+    srv->stop_busy = false;
+    srv->stop_done = true;
+    pthread_cond_broadcast(&srv->cv);
+    errno = err;
+    return rc;
+}
+
+/* The loop has stopped: if a stop signal began a graceful stop, run it
+ * here; if another thread runs one, wait for it. Either way the loop
+ * returns only once the stop is over. */
+static void finish_stop(ss_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    if (atomic_load(&srv->stopping) != 0 && !srv->stop_busy && !srv->stop_done) {
+        srv->stop_busy = true;
+        (void)run_stop_locked(srv);
+    }
+    while (srv->stop_busy)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+int ss_server_stop(ss_server *srv, double grace)
+{
+    if (srv == NULL || !(grace >= 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&srv->mu);
+    if (srv->in_request_child ||
+        (srv->running && pthread_equal(srv->loop_thread, pthread_self()))) {
+        pthread_mutex_unlock(&srv->mu);
+        errno = EDEADLK;
+        return -1;
+    }
+    int rc = 0;
+    if (srv->stop_busy) {
+        /* A stop is under way: this second one cuts at once. */
+        atomic_store(&srv->stop_cut, 1);
+        while (srv->stop_busy)
+            pthread_cond_wait(&srv->cv, &srv->mu);
+    } else {
+        srv->stop_busy = true; /* before the loop can see the stop */
+        (void)mark_stopping(srv, grace);
+        atomic_store_explicit(&srv->stop, 1, memory_order_release);
+        ss__wake_loop(srv);
+        rc = run_stop_locked(srv);
+    }
+    int err = errno;
+    while (srv->running && !pthread_equal(srv->loop_thread, pthread_self()))
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+    errno = err;
+    return rc;
+}
+
+int ss_server_stop_fd(const ss_server *srv)
+{
+    return srv == NULL ? -1 : srv->stopfd;
+}
+
+bool ss__stopping(const ss_server *srv)
+{
+    if (atomic_load(&srv->stopping) != 0)
+        return true;
+    if (!srv->in_request_child)
+        return false;
+    /* A forked child's copy of the flag was taken at the fork; the
+     * descriptor is shared with the parent. */
+    struct pollfd p = {.fd = srv->stopfd, .events = POLLIN, .revents = 0};
+    return poll(&p, 1, 0) > 0;
+}
+
+bool ss_server_stopping(const ss_server *srv)
+{
+    return srv != NULL && ss__stopping(srv);
+}
+
 static int enter_loop(ss_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
@@ -477,6 +702,8 @@ static int enter_loop(ss_server *srv)
     }
     srv->running = true;
     srv->loop_thread = pthread_self();
+    if (!srv->stop_busy)
+        clear_stopping(srv);
     pthread_mutex_unlock(&srv->mu);
     ss__loop_server = srv;
     return 0;
@@ -520,6 +747,7 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         service_actions(srv);
     }
     int err = errno;
+    finish_stop(srv);
     leave_loop(srv, true);
     errno = err;
     return rc;
@@ -556,6 +784,8 @@ int ss_handle_request(ss_server *srv)
         }
     }
     int err = errno;
+    if (stopped || ss__stop_requested(srv))
+        finish_stop(srv);
     leave_loop(srv, stopped || ss__stop_requested(srv));
     errno = err;
     return rc;
@@ -606,12 +836,17 @@ void ss_server_free(ss_server *srv)
     ss_server *expected = srv;
     if (atomic_compare_exchange_strong(&signal_target, &expected, NULL))
         restore_stop_signals(); /* no signal may reach freed memory */
+    /* A handler that loaded the target just before may still use it: wait
+     * for it to leave (it runs a few instructions and system calls). */
+    while (atomic_load(&signal_in_flight) != 0)
+        sched_yield();
     ss_server_close(srv);
     srv->mode->destroy(srv);
     ss__limits_free(srv);
     ss__close(srv->deferred_fd);
     ss__request_free(srv->sync_req);
     ss__close(srv->wakefd);
+    ss__close(srv->stopfd);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);

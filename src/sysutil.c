@@ -24,11 +24,47 @@ static int timeout_errno(int err)
 /* A blocking call interrupted by a signal is retried, unless the signal
  * came with a stop request (Ctrl-C on a server with ss_shutdown_on_signal):
  * then the handler gets EINTR and can end, as Python's KeyboardInterrupt. */
-static bool retry_eintr(ss_server *srv)
+bool ss__retry_eintr(ss_server *srv)
 {
     /* Only the loop's own thread (a sync handler) gives up: in the other
      * modes a request runs to its end after the loop stopped. */
-    return srv == NULL || ss__loop_server != srv || !ss__stop_requested(srv);
+    if (srv == NULL || ss__loop_server != srv || !ss__stop_requested(srv))
+        return true;
+    /* A graceful stop gives the handler its grace; only the cut ends it. */
+    return atomic_load(&srv->stopping) != 0 && atomic_load(&srv->stop_cut) == 0;
+}
+
+#define retry_eintr ss__retry_eintr
+
+/* A graceful stop begun by a signal, seen by a sync handler: it runs in the
+ * loop's thread, so nobody else can time the grace and cut; the handler's
+ * own receive does. */
+static bool sync_signal_grace(ss_server *srv)
+{
+    return srv != NULL && ss__loop_server == srv && !srv->in_request_child &&
+           atomic_load(&srv->signal_stop) != 0 && atomic_load(&srv->stopping) != 0;
+}
+
+/* Wait until fd has input, or until the grace ends or a second stop signal
+ * comes: then cut (SHUT_RD), so that the receive that follows reports the
+ * end of input. Waits in steps of at most a second. Returns 0, or -1 when
+ * poll fails. */
+static int sync_grace_wait(ss_server *srv, int fd)
+{
+    for (;;) {
+        double left = (double)atomic_load(&srv->stop_deadline_ns) / 1e9 - ss__now();
+        if (atomic_load(&srv->stop_cut) != 0 || left <= 0) {
+            (void)shutdown(fd, SHUT_RD);
+            return 0;
+        }
+        int ms = left >= 1.0 ? 1000 : (int)(left * 1000.0) + 1;
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        int r = poll(&p, 1, ms);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
 ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n)
@@ -64,7 +100,10 @@ ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n)
      * it: look first (a read on an idle client could wait for ever). Only
      * in the loop's own thread, where a sync handler runs: threads of the
      * other modes get no signals and finish their requests. */
-    if (srv != NULL && ss__loop_server == srv && atomic_load(&srv->signal_stop)) {
+    if (sync_signal_grace(srv)) {
+        if (sync_grace_wait(srv, fd) < 0)
+            return -1;
+    } else if (srv != NULL && ss__loop_server == srv && atomic_load(&srv->signal_stop)) {
         errno = EINTR;
         return -1;
     }
@@ -72,6 +111,11 @@ ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n)
         ssize_t k = recv(fd, buf, n, 0);
         if (k >= 0)
             return k;
+        if (errno == EINTR && sync_signal_grace(srv)) {
+            if (sync_grace_wait(srv, fd) < 0)
+                return -1;
+            continue;
+        }
         if (errno == EINTR && retry_eintr(srv))
             continue;
         if (errno == ENOTSOCK) {

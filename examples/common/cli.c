@@ -134,3 +134,12 @@ int cli_parse_seconds(const char *s, double max, double *out)
     *out = v;
     return 0;
 }
+
+int cli_parse_seconds0(const char *s, double max, double *out)
+{
+    if (s != NULL && strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return cli_parse_seconds(s, max, out);
+}

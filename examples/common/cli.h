@@ -43,4 +43,8 @@ int cli_parse_long(const char *s, long min, long max, long *out);
  * Returns 0 or -1. */
 int cli_parse_seconds(const char *s, double max, double *out);
 
+/* Parse a number of seconds that may be 0 (fractions allowed, at most max).
+ * Returns 0 or -1. */
+int cli_parse_seconds0(const char *s, double max, double *out);
+
 #endif /* EX_CLI_H */

@@ -70,12 +70,3 @@ out:
     ss_server_free(srv);
     return status;
 }
-
-int serve_child_setup(ss_request *req)
-{
-    if (ss_server_mode(ss_request_server(req)) == SS_MODE_FORKING) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-    }
-    return 0;
-}

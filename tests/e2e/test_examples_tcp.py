@@ -11,12 +11,18 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_examples_common import (Server, free_port, has_ipv6_loopback, run,  # noqa: E402
-                                  run_pty, upper)
+from test_examples_common import (TSAN_SIGNAL_RETRY, Server, free_port,  # noqa: E402
+                                  has_ipv6_loopback, run, run_pty, upper)
 
 MODES = ["sync", "threading", "forking", "pool"]
 MAX_LINE = 65536
 TOO_LONG = b"error: line longer than 65536 bytes\n"
+# The graceful-stop tests: clients left idle, the grace they get, and what
+# the stop may take beyond it (the cut, the handlers' ends, reaping; under
+# ThreadSanitizer a signal may need sending again after TSAN_SIGNAL_RETRY).
+IDLE_CLIENTS = 3
+GRACE = 1.0
+STOP_SLACK = 4.0 + TSAN_SIGNAL_RETRY
 
 LINES = [b"hello world", b"", "grüße, déjà vu".encode(), b"\x00nul\x00 and \xff\xfe",
          bytes(b for b in range(256) if b != 0x0A), b"x" * 1000]
@@ -61,14 +67,28 @@ class Conn:
         self.close()
 
 
-def wait_for_stderr(srv, text, timeout=10.0):
-    """Wait until the server has written text to stderr (checked every 10 ms,
-    at most timeout seconds)."""
+def wait_signal_taken(pid, sig, timeout=10.0):
+    """Wait until no thread of process pid has sig pending any more (checked
+    every 5 ms, at most timeout seconds). Two signals of one kind sent before
+    the process takes the first merge into one; nothing else tells when it
+    has taken it."""
+    bit = 1 << (sig - 1)
     deadline = time.monotonic() + timeout
-    while text not in srv.stderr():
-        if time.monotonic() > deadline or srv.proc.poll() is not None:
-            raise AssertionError("no %r on stderr: %r" % (text, srv.stderr()))
-        time.sleep(0.01)
+    while True:
+        pending = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith(("SigPnd:", "ShdPnd:")):
+                            pending |= int(line.split()[1], 16)
+            except FileNotFoundError:
+                continue  # a thread that has just ended
+        if not pending & bit:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("signal %d still pending after %gs" % (sig, timeout))
+        time.sleep(0.005)
 
 
 class TcpServerTest(unittest.TestCase):
@@ -196,33 +216,65 @@ class TcpServerTest(unittest.TestCase):
                         self.assertEqual(c.readline(), b"X\n")
                     self.assertEqual(srv.stop(sig), 0, srv.stderr())
 
-    def test_stop_waits_for_a_connected_client(self):
+    def test_connected_client_is_served_during_the_grace(self):
         for mode in ["threading", "forking", "pool"]:
             with self.subTest(mode=mode), \
                     Server("tcp-upper-server", ["127.0.0.1:0", "--mode", mode]) as srv:
                 with Conn(srv) as c:
                     c.send(b"before\n")
                     self.assertEqual(c.readline(), b"BEFORE\n")
+                    t0 = time.monotonic()
                     srv.proc.send_signal(signal.SIGTERM)
-                    wait_for_stderr(srv, b"waiting for 1 running request")
-                    # the open connection is still served to its end
+                    # the open connection is still served (default grace: 5 s)
                     c.send(b"after\n")
                     self.assertEqual(c.readline(), b"AFTER\n")
-                    self.assertIsNone(srv.proc.poll())
-                # once it hangs up, the server exits cleanly
+                # once it hangs up, the server exits cleanly, before the grace ends
                 self.assertEqual(srv.wait(), 0, srv.stderr())
+                self.assertLess(time.monotonic() - t0, 5.0 + STOP_SLACK)
                 with self.assertRaises(OSError):
                     socket.create_connection(srv.sockaddr(), timeout=2).close()
 
-    def test_second_signal_quits_at_once(self):
-        with Server("tcp-upper-server", ["127.0.0.1:0"]) as srv, Conn(srv) as c:
-            c.send(b"x\n")
-            self.assertEqual(c.readline(), b"X\n")
-            srv.proc.send_signal(signal.SIGINT)
-            wait_for_stderr(srv, b"interrupt again to quit at once")
-            c.send(b"y\n")  # served: the first signal only stopped accepting
-            self.assertEqual(c.readline(), b"Y\n")
-            self.assertEqual(srv.stop(signal.SIGINT), -signal.SIGINT)
+    def test_sigterm_with_idle_clients_exits_after_the_grace(self):
+        for mode in ["threading", "forking", "pool"]:
+            with self.subTest(mode=mode), Server(
+                    "tcp-upper-server",
+                    ["127.0.0.1:0", "--mode", mode, "--grace", str(GRACE)]) as srv:
+                conns = [Conn(srv) for _ in range(IDLE_CLIENTS)]
+                try:
+                    for i, c in enumerate(conns):
+                        c.send(b"client %d\n" % i)
+                        self.assertEqual(c.readline(), b"CLIENT %d\n" % i)
+                    t0 = time.monotonic()
+                    self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.stderr())
+                    took = time.monotonic() - t0
+                    # the idle clients had their grace, and no more than that
+                    self.assertGreaterEqual(took, GRACE * 0.9)
+                    self.assertLess(took, GRACE + STOP_SLACK)
+                    for c in conns:
+                        self.assertEqual(c.read_to_end(), b"")  # end of stream
+                finally:
+                    for c in conns:
+                        c.close()
+                self.assertEqual(srv.stderr(), b"")
+
+    def test_second_signal_cuts_at_once(self):
+        for mode in ["threading", "forking", "pool"]:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with self.subTest(mode=mode, signal=sig), Server(
+                        "tcp-upper-server",
+                        ["127.0.0.1:0", "--mode", mode, "--grace", "600"]) as srv, \
+                        Conn(srv) as c:
+                    c.send(b"x\n")
+                    self.assertEqual(c.readline(), b"X\n")
+                    srv.proc.send_signal(sig)
+                    c.send(b"y\n")  # served: the first signal only stopped accepting
+                    self.assertEqual(c.readline(), b"Y\n")
+                    self.assertIsNone(srv.proc.poll())
+                    wait_signal_taken(srv.proc.pid, sig)  # else the two are one
+                    t0 = time.monotonic()
+                    self.assertEqual(srv.stop(sig), 0, srv.stderr())
+                    self.assertLess(time.monotonic() - t0, STOP_SLACK)
+                    self.assertEqual(c.read_to_end(), b"")
 
     def test_port_in_use(self):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:

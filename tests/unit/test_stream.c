@@ -2,7 +2,8 @@
  * test_stream.c - StreamRequestHandler's rfile and wfile: readline with a
  * limit, read, read_exact, pending bytes, write (all bytes, across signals:
  * CPython's SocketWriterTest), printf, flush with an output buffer,
- * per-request timeouts, TCP_NODELAY, and the request's connection fd.
+ * per-request timeouts, TCP_NODELAY, the request's connection fd, and
+ * writes of nothing or of absurd lengths.
  *
  * Handlers report what they saw by writing it back to the client or through
  * a pipe; assertions run in the test thread only.
@@ -711,6 +712,48 @@ static void test_nagle_default(void **state)
     run_nodelay(false, '0', SS_MODE_SYNC);
 }
 
+/* ss_write(req, NULL, 0) with an output buffer (no memcpy from NULL), and a
+ * datagram reply whose length plus a huge n would wrap around. */
+static int edge_writes_handle(ss_request *req)
+{
+    char line[64];
+    ssize_t zero = ss_write(req, NULL, 0);
+
+    if (ss_request_is_datagram(req)) {
+        (void)ss_write(req, "abc", 3);
+        errno = 0;
+        ssize_t huge = ss_write(req, "x", SIZE_MAX - 1);
+        int huge_err = errno;
+        int n = snprintf(line, sizeof line, " zero=%zd huge=%zd/%s", zero, huge,
+                         huge_err == EMSGSIZE ? "EMSGSIZE" : "other");
+        return ss_write(req, line, (size_t)n) == n ? SS_OK : SS_ERROR;
+    }
+    int n = snprintf(line, sizeof line, "zero=%zd\n", zero);
+    return ss_write(req, line, (size_t)n) == n ? SS_OK : SS_ERROR;
+}
+
+static void test_write_edges(void **state)
+{
+    (void)state;
+    ss_handler h = {.handle = edge_writes_handle};
+    ss_options opt;
+    tu_serve *serve;
+    char reply[128];
+
+    tu_options(&opt, TU_TCP, SS_MODE_SYNC, NULL, 0);
+    opt.wbufsize = 64;
+    ss_server *srv = start(&opt, &h, &serve);
+    assert_int_equal(tu_roundtrip(srv, "", reply, sizeof reply), 7);
+    assert_string_equal(reply, "zero=0\n");
+    stop(srv, serve);
+
+    tu_options(&opt, TU_UDP, SS_MODE_SYNC, NULL, 0);
+    srv = start(&opt, &h, &serve);
+    assert_true(tu_roundtrip(srv, "q", reply, sizeof reply) > 0);
+    assert_string_equal(reply, "abc zero=0 huge=-1/EMSGSIZE");
+    stop(srv, serve);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +777,7 @@ int main(void)
         TU_TEST(test_request_timeout_write),
         TU_TEST(test_disable_nagle),
         TU_TEST(test_nagle_default),
+        TU_TEST(test_write_edges),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
