@@ -5,6 +5,8 @@
 #   make run             start sockserv-ftpd on 127.0.0.1:2121 (sample folder)
 #   make run-udp         start udp-upper-server on 127.0.0.1:8003
 #   make bench           side-by-side benchmarks
+#   make lint            clang-format (check only) and clang-tidy
+#   make fault           failure injection over the example servers and sockserv-ftpd
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 CC       ?= cc
@@ -65,7 +67,8 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 
-.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned
+.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned \
+        lint fault
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -135,6 +138,10 @@ deps:
 
 check-banned:
 	@sh scripts/check-banned.sh
+
+lint:
+	@sh scripts/deps.sh lint
+	@sh scripts/lint.sh
 
 test: deps check-banned all $(TEST_BIN) bench-bin
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh scripts/run-tests.sh $(TEST_BIN)

@@ -788,8 +788,7 @@ static void test_free_daemon_threads(void **state)
     pthread_join(t, NULL);
     assert_int_equal(got, 'F');
     assert_true(took < PROMPT_MS / 1000.0);
-    assert_int_equal(tu_recv_line(busy, buf, sizeof buf, TU_WAIT_MS),
-                     (ssize_t)strlen(TU_TEST_STR));
+    assert_int_equal(tu_recv_line(busy, buf, sizeof buf, TU_WAIT_MS), (ssize_t)strlen(TU_TEST_STR));
     assert_string_equal(buf, TU_TEST_STR);
     assert_int_equal(tu_wait_eof(busy, TU_WAIT_MS), 0);
     close(busy);
