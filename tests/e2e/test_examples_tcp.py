@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_examples_common import (Server, free_port, has_ipv6_loopback, run,  # noqa: E402
-                                  run_pty, upper)
+                                  limit, run_pty, upper)
 
 MODES = ["sync", "threading", "forking", "pool"]
 MAX_LINE = 65536
@@ -25,7 +25,7 @@ LINES = [b"hello world", b"", "grüße, déjà vu".encode(), b"\x00nul\x00 and \
 class Conn:
     """A raw TCP connection that reads replies line by line."""
 
-    def __init__(self, srv, timeout=10.0):
+    def __init__(self, srv, timeout=limit(10.0)):
         self.sock = socket.create_connection(srv.sockaddr(), timeout=timeout)
         self.buf = b""
 
@@ -61,7 +61,7 @@ class Conn:
         self.close()
 
 
-def wait_for_stderr(srv, text, timeout=10.0):
+def wait_for_stderr(srv, text, timeout=limit(10.0)):
     """Wait until the server has written text to stderr (checked every 10 ms,
     at most timeout seconds)."""
     deadline = time.monotonic() + timeout
@@ -212,7 +212,7 @@ class TcpServerTest(unittest.TestCase):
                 # once it hangs up, the server exits cleanly
                 self.assertEqual(srv.wait(), 0, srv.stderr())
                 with self.assertRaises(OSError):
-                    socket.create_connection(srv.sockaddr(), timeout=2).close()
+                    socket.create_connection(srv.sockaddr(), timeout=limit(2)).close()
 
     def test_second_signal_quits_at_once(self):
         with Server("tcp-upper-server", ["127.0.0.1:0"]) as srv, Conn(srv) as c:
@@ -229,7 +229,7 @@ class TcpServerTest(unittest.TestCase):
             taken.bind(("127.0.0.1", 0))
             taken.listen(1)
             port = taken.getsockname()[1]
-            r = run("tcp-upper-server", ["127.0.0.1:%d" % port], timeout=10)
+            r = run("tcp-upper-server", ["127.0.0.1:%d" % port], timeout=limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr.decode(),
@@ -297,13 +297,13 @@ class TcpClientTest(unittest.TestCase):
         with socket.socket() as lsock:
             lsock.bind(("127.0.0.1", 0))
             lsock.listen(1)
-            lsock.settimeout(10)
+            lsock.settimeout(limit(10))
 
             def peer():
                 conn, _ = lsock.accept()
                 with conn:
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.settimeout(10)
+                    conn.settimeout(limit(10))
                     data = b""
                     while data.count(b"\n") < len(lines):
                         chunk = conn.recv(4096)
@@ -337,8 +337,8 @@ class TcpClientFailureTest(unittest.TestCase):
     def test_no_server(self):
         port = free_port()
         start = time.monotonic()
-        r = run("tcp-upper-client", ["127.0.0.1:%d" % port], stdin=b"hello\n", timeout=20)
-        self.assertLess(time.monotonic() - start, 10)
+        r = run("tcp-upper-client", ["127.0.0.1:%d" % port], stdin=b"hello\n", timeout=limit(20))
+        self.assertLess(time.monotonic() - start, limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr.decode(), "tcp-upper-client: cannot connect to 127.0.0.1:%d: "
@@ -355,19 +355,19 @@ class TcpClientFailureTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(b"no reply from %s within 0.5 s" % addr.encode(), r.stderr)
         self.assertGreater(elapsed, 0.4)
-        self.assertLess(elapsed, 8)
+        self.assertLess(elapsed, limit(8))
 
     def test_server_that_hangs_up(self):
         with socket.socket() as lsock:
             lsock.bind(("127.0.0.1", 0))
             lsock.listen(1)
-            lsock.settimeout(10)
+            lsock.settimeout(limit(10))
             addr = "127.0.0.1:%d" % lsock.getsockname()[1]
 
             def hang_up():
                 conn, _ = lsock.accept()
                 with conn:
-                    conn.settimeout(10)
+                    conn.settimeout(limit(10))
                     data = b""
                     while b"\n" not in data:
                         chunk = conn.recv(100)
