@@ -5,6 +5,8 @@
 #   make run             start sockserv-ftpd on 127.0.0.1:2121 (sample folder)
 #   make run-udp         start udp-upper-server on 127.0.0.1:8003
 #   make bench           side-by-side benchmarks
+#   make lint            clang-format (check only) and clang-tidy
+#   make fault           failure injection over the example servers and sockserv-ftpd
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 CC       ?= cc
@@ -65,7 +67,12 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 
-.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned
+# The failure-injection interposer (tests/fault), for the plain build only:
+# a sanitizer runtime replaces malloc itself and must come first.
+FAULT_LIB := $(if $(SANITIZE),,$(BUILD)/tests/libfaultinject.so)
+
+.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned \
+        lint fault
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -134,13 +141,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(FTPD_LIBS)
 
+$(BUILD)/tests/libfaultinject.so: tests/fault/faultinject.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -fvisibility=hidden -o $@ $< -ldl
+
 deps:
 	@sh scripts/deps.sh
 
 check-banned:
 	@sh scripts/check-banned.sh
 
-test: deps check-banned all $(TEST_BIN) bench-bin
+lint:
+	@sh scripts/deps.sh lint
+	@sh scripts/lint.sh
+
+test: deps check-banned all $(TEST_BIN) bench-bin $(FAULT_LIB)
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh scripts/run-tests.sh $(TEST_BIN)
 
 unit: all $(TEST_BIN)
@@ -148,6 +163,9 @@ unit: all $(TEST_BIN)
 
 e2e: all
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) E2E_ONLY=1 sh scripts/run-tests.sh
+
+fault: all $(FAULT_LIB)
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) FAULT_ONLY=1 sh scripts/run-tests.sh
 
 run: deps all
 	@sh scripts/run.sh $(BUILD)

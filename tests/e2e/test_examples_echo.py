@@ -10,7 +10,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_examples_common import Server, has_ipv6_loopback, run  # noqa: E402
+from test_examples_common import Server, has_ipv6_loopback, limit, run  # noqa: E402
 
 MODES = ["sync", "threading", "forking", "pool"]
 DATAGRAMS = [b"ping", b"", bytes(range(256)), b"\x00" * 1000, b"y" * 65507]
@@ -19,7 +19,7 @@ DATAGRAMS = [b"ping", b"", bytes(range(256)), b"\x00" * 1000, b"y" * 65507]
 def echo_stream(family, addr, data):
     """Send data on a new connection while reading everything echoed."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
+        s.settimeout(limit(10))
         s.connect(addr)
         errors = []
 
@@ -49,7 +49,7 @@ def echo_stream(family, addr, data):
 def echo_datagrams(family, addr, payloads, bind=None):
     replies = []
     with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(5)
+        s.settimeout(limit(5))
         if bind is not None:
             s.bind(bind)
         for data in payloads:
@@ -108,7 +108,7 @@ class EchoTest(unittest.TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind(("127.0.0.1", 0))
             port = taken.getsockname()[1]
-            r = run("echo-server", ["127.0.0.1:%d" % port, "--udp"], timeout=10)
+            r = run("echo-server", ["127.0.0.1:%d" % port, "--udp"], timeout=limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(b"echo-server: cannot listen on 127.0.0.1:%d: Address already in use"
                       % port, r.stderr)

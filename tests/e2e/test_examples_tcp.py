@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_examples_common import (TSAN_SIGNAL_RETRY, Server, free_port,  # noqa: E402
-                                  has_ipv6_loopback, run, run_pty, upper)
+                                  has_ipv6_loopback, limit, run, run_pty, upper)
 
 MODES = ["sync", "threading", "forking", "pool"]
 MAX_LINE = 65536
@@ -31,7 +31,7 @@ LINES = [b"hello world", b"", "grüße, déjà vu".encode(), b"\x00nul\x00 and \
 class Conn:
     """A raw TCP connection that reads replies line by line."""
 
-    def __init__(self, srv, timeout=10.0):
+    def __init__(self, srv, timeout=limit(10.0)):
         self.sock = socket.create_connection(srv.sockaddr(), timeout=timeout)
         self.buf = b""
 
@@ -67,7 +67,7 @@ class Conn:
         self.close()
 
 
-def wait_signal_taken(pid, sig, timeout=10.0):
+def wait_signal_taken(pid, sig, timeout=limit(10.0)):
     """Wait until no thread of process pid has sig pending any more (checked
     every 5 ms, at most timeout seconds). Two signals of one kind sent before
     the process takes the first merge into one; nothing else tells when it
@@ -232,7 +232,7 @@ class TcpServerTest(unittest.TestCase):
                 self.assertEqual(srv.wait(), 0, srv.stderr())
                 self.assertLess(time.monotonic() - t0, 5.0 + STOP_SLACK)
                 with self.assertRaises(OSError):
-                    socket.create_connection(srv.sockaddr(), timeout=2).close()
+                    socket.create_connection(srv.sockaddr(), timeout=limit(2)).close()
 
     def test_sigterm_with_idle_clients_exits_after_the_grace(self):
         for mode in ["threading", "forking", "pool"]:
@@ -281,7 +281,7 @@ class TcpServerTest(unittest.TestCase):
             taken.bind(("127.0.0.1", 0))
             taken.listen(1)
             port = taken.getsockname()[1]
-            r = run("tcp-upper-server", ["127.0.0.1:%d" % port], timeout=10)
+            r = run("tcp-upper-server", ["127.0.0.1:%d" % port], timeout=limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr.decode(),
@@ -349,13 +349,13 @@ class TcpClientTest(unittest.TestCase):
         with socket.socket() as lsock:
             lsock.bind(("127.0.0.1", 0))
             lsock.listen(1)
-            lsock.settimeout(10)
+            lsock.settimeout(limit(10))
 
             def peer():
                 conn, _ = lsock.accept()
                 with conn:
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.settimeout(10)
+                    conn.settimeout(limit(10))
                     data = b""
                     while data.count(b"\n") < len(lines):
                         chunk = conn.recv(4096)
@@ -389,8 +389,8 @@ class TcpClientFailureTest(unittest.TestCase):
     def test_no_server(self):
         port = free_port()
         start = time.monotonic()
-        r = run("tcp-upper-client", ["127.0.0.1:%d" % port], stdin=b"hello\n", timeout=20)
-        self.assertLess(time.monotonic() - start, 10)
+        r = run("tcp-upper-client", ["127.0.0.1:%d" % port], stdin=b"hello\n", timeout=limit(20))
+        self.assertLess(time.monotonic() - start, limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr.decode(), "tcp-upper-client: cannot connect to 127.0.0.1:%d: "
@@ -407,19 +407,19 @@ class TcpClientFailureTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(b"no reply from %s within 0.5 s" % addr.encode(), r.stderr)
         self.assertGreater(elapsed, 0.4)
-        self.assertLess(elapsed, 8)
+        self.assertLess(elapsed, limit(8))
 
     def test_server_that_hangs_up(self):
         with socket.socket() as lsock:
             lsock.bind(("127.0.0.1", 0))
             lsock.listen(1)
-            lsock.settimeout(10)
+            lsock.settimeout(limit(10))
             addr = "127.0.0.1:%d" % lsock.getsockname()[1]
 
             def hang_up():
                 conn, _ = lsock.accept()
                 with conn:
-                    conn.settimeout(10)
+                    conn.settimeout(limit(10))
                     data = b""
                     while b"\n" not in data:
                         chunk = conn.recv(100)

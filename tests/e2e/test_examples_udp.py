@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_examples_common import (Server, free_port, has_ipv6_loopback, run,  # noqa: E402
-                                  run_pty, upper)
+                                  limit, run_pty, upper)
 
 # Datagrams that show the upper-casing is byte-exact: empty, non-ASCII,
 # NUL and 0xff bytes, every byte value, the largest IPv4 payload.
@@ -41,7 +41,7 @@ class UdpTalker:
 
     def __init__(self, srv):
         self.sock = socket.socket(srv.family(), socket.SOCK_DGRAM)
-        self.sock.settimeout(5.0)
+        self.sock.settimeout(limit(5.0))
         self.addr = srv.sockaddr()
 
     def ask(self, data):
@@ -129,7 +129,7 @@ class UdpServerTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() != 0 and privileged_port_80(), "may bind port 80")
     def test_permission_denied(self):
-        r = run("udp-upper-server", ["127.0.0.1:80"], timeout=10)
+        r = run("udp-upper-server", ["127.0.0.1:80"], timeout=limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stderr, b"udp-upper-server: cannot listen on 127.0.0.1:80: "
                          b"Permission denied\n")
@@ -138,7 +138,7 @@ class UdpServerTest(unittest.TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind(("127.0.0.1", 0))
             port = taken.getsockname()[1]
-            r = run("udp-upper-server", ["127.0.0.1:%d" % port], timeout=10)
+            r = run("udp-upper-server", ["127.0.0.1:%d" % port], timeout=limit(10))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr.decode(),
@@ -202,14 +202,14 @@ class UdpClientTest(unittest.TestCase):
         # times out; with the defaults (1 s, 3 tries) one line takes ~3 s.
         port = free_port(socket.SOCK_DGRAM)
         start = time.monotonic()
-        r = run("udp-upper-client", ["127.0.0.1:%d" % port], stdin=b"anyone?\n", timeout=20)
+        r = run("udp-upper-client", ["127.0.0.1:%d" % port], stdin=b"anyone?\n", timeout=limit(20))
         elapsed = time.monotonic() - start
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual(r.stdout, b"")
         self.assertIn(b"udp-upper-client: no reply from 127.0.0.1:%d after 3 tries" % port,
                       r.stderr)
         self.assertGreater(elapsed, 2.0)
-        self.assertLess(elapsed, 10.0)
+        self.assertLess(elapsed, limit(10.0))
 
     def test_silent_server_each_line_reported_and_the_next_one_tried(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
@@ -232,13 +232,13 @@ class UdpClientTest(unittest.TestCase):
                          r.stderr)
         self.assertEqual(received, [b"one", b"one", b"two", b"two"])
         self.assertGreater(elapsed, 0.7)
-        self.assertLess(elapsed, 8.0)
+        self.assertLess(elapsed, limit(8.0))
 
     def fake_server(self, behave):
         """A UDP peer run by behave(sock) in a thread; returns (sock, thread)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
-        sock.settimeout(10)
+        sock.settimeout(limit(10))
         t = threading.Thread(target=behave, args=(sock,), daemon=True)
         t.start()
         return sock, t

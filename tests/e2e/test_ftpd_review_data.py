@@ -25,6 +25,17 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def socket_count(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                n += 1
+        except OSError:  # closed meanwhile
+            pass
+    return n
+
+
 def wait_fds(pid, limit, tmo):
     """The server's descriptor count once it is at most limit (sessions end
     asynchronously), or the last count seen when tmo runs out."""
@@ -105,10 +116,18 @@ class DataConnectionTest(T.ServerTestCase):
 
     def baseline(self):
         # One logged-in session that has done nothing yet, so lazily opened
-        # descriptors (the users file, logs) are already counted.
+        # descriptors (the users file, logs) are already counted. Sessions
+        # of earlier tests end asynchronously: the count is taken once the
+        # server holds no socket but its listener and this session's control
+        # connection. A session's socket is the last thing of it to close
+        # (the library closes it after the handler has freed the session),
+        # so by then nothing else of theirs is left either.
         self.ctl().cmd("NOOP")
         pid = self.server.proc.pid
-        time.sleep(0.2)
+        deadline = time.monotonic() + T.timeout(10)
+        while socket_count(pid) > 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(socket_count(pid), 2, "earlier sessions still open")
         return pid, fd_count(pid)
 
     def test_pasv_twice_and_many(self):

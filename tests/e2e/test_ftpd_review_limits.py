@@ -61,9 +61,7 @@ class DefaultLimitsFloodTest(T.ServerTestCase):
             for _ in range(DEFAULT_PER_IP + 100):
                 s = socket.create_connection(self.server.address, timeout=T.timeout(10))
                 socks.append(s)
-            codes = []
-            for s in socks:
-                codes.append(s.recv(4)[:3])
+            codes = [first_reply_code(s) for s in socks]
             self.assertEqual(codes.count(b"220"), DEFAULT_PER_IP)
             self.assertEqual(codes.count(b"421"), 100)
         finally:
@@ -71,13 +69,38 @@ class DefaultLimitsFloodTest(T.ServerTestCase):
                 s.close()
         # The closed sessions give their slots back as the server sees them
         # end; wait (bounded) until a new connection is greeted.
+        greeted = None
         deadline = time.monotonic() + T.timeout(10)
         while time.monotonic() < deadline:
             with T.Ctl(self.server) as c:
-                if c.greeting.code == 220:
-                    break
+                greeted = c.greeting
+            if greeted.code == 220:
+                break
             time.sleep(0.05)
+        self.assertIsNotNone(greeted)
+        self.assertEqual(greeted.code, 220, "no fresh session greeted after the flood: %s"
+                         % greeted)
         self.assert_alive()
+
+
+def first_reply_code(sock):
+    """The code of the first reply line on sock: read up to its end of line
+    (or the end of the stream), however the bytes are split into segments."""
+    buf = b""
+    deadline = time.monotonic() + T.timeout(10)
+    while b"\n" not in buf and len(buf) < 4096:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(4096)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf[:3]
 
 
 if __name__ == "__main__":

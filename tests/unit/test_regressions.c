@@ -31,11 +31,13 @@
 
 /* How long a handler holds a request so that a wait for it is visible. */
 #define HOLD_MS 300
-/* "Promptly": the bound for things that used to hang. */
+/* "Promptly": the bound for things that used to hang (scaled by tu_limit for
+ * sanitizer builds and load: a bug makes them hang for good). */
 #define PROMPT_MS 2000
 /* Pause between stop signals sent to a handler blocked in a read. */
 #define SIGNAL_EVERY_MS 50
-/* The stale-socket probe must give up at once on a live server. */
+/* The stale-socket probe must give up at once on a live server (scaled as
+ * PROMPT_MS is). */
 #define PROBE_MS 1000
 /* Connections tried when filling a listen backlog. */
 #define BACKLOG_FILL_MAX 64
@@ -286,7 +288,7 @@ static void test_child_dies_of_stop_signal(void **state)
     assert_true(child > 0);
     assert_int_equal(kill(child, SIGUSR2), 0);
     /* The child dies of it: its end of the connection closes. */
-    assert_int_equal(tu_wait_eof(idle, PROMPT_MS), 0);
+    assert_int_equal(tu_wait_eof(idle, tu_limit_ms(PROMPT_MS)), 0);
     close(idle);
 
     /* The parent's loop neither stopped nor broke. */
@@ -342,9 +344,10 @@ static void test_sync_eintr_on_stop_signal(void **state)
      * the read; that one only requests the stop, so the next one must end
      * the read. Repeat until the loop returns (the thread is joined then,
      * so no signal goes to a thread that is gone). */
+    const int prompt_ms = tu_limit_ms(PROMPT_MS);
     t0 = tu_now();
     rc = -1;
-    for (int i = 0; i < PROMPT_MS / SIGNAL_EVERY_MS && rc != 0; i++) {
+    for (int i = 0; i < prompt_ms / SIGNAL_EVERY_MS && rc != 0; i++) {
         assert_int_equal(pthread_kill(s->thread, SIGUSR1), 0);
         rc = tu_serve_wait(s, SIGNAL_EVERY_MS);
     }
@@ -353,7 +356,7 @@ static void test_sync_eintr_on_stop_signal(void **state)
     if (rc != 0)
         (void)tu_serve_wait(s, TU_WAIT_MS);
     assert_int_equal(rc, 0);
-    assert_true(took < PROMPT_MS / 1000.0);
+    assert_true(took < prompt_ms / 1000.0);
     assert_int_equal(s->rc, 0);
     assert_int_equal(atomic_load(&read_rc), -1);
     assert_int_equal(atomic_load(&read_errno), EINTR);
@@ -505,7 +508,8 @@ static void test_stale_probe_full_backlog(void **state)
     call.err = 0;
     double t0 = tu_now();
     assert_int_equal(pthread_create(&t, NULL, new_thread, &call), 0);
-    int got = tu_chan_get(&events, PROBE_MS);
+    const int probe_ms = tu_limit_ms(PROBE_MS);
+    int got = tu_chan_get(&events, probe_ms);
     double took = tu_now() - t0;
     if (got != 'N') {
         close(lfd); /* the blocked probe connect gives up */
@@ -515,7 +519,7 @@ static void test_stale_probe_full_backlog(void **state)
     if (call.srv != NULL)
         ss_server_free(call.srv);
     assert_int_equal(got, 'N');
-    assert_true(took < PROBE_MS / 1000.0);
+    assert_true(took < probe_ms / 1000.0);
     assert_null(call.srv);
     assert_int_equal(call.err, EADDRINUSE);
 
@@ -779,7 +783,8 @@ static void test_free_daemon_threads(void **state)
 
     double t0 = tu_now();
     assert_int_equal(pthread_create(&t, NULL, free_thread, srv), 0);
-    int got = tu_chan_get(&events, PROMPT_MS);
+    const int prompt_ms = tu_limit_ms(PROMPT_MS);
+    int got = tu_chan_get(&events, prompt_ms);
     double took = tu_now() - t0;
     if (got != 'F') {
         close(idle); /* lets a free that waits on the idle client end */
@@ -787,9 +792,8 @@ static void test_free_daemon_threads(void **state)
     }
     pthread_join(t, NULL);
     assert_int_equal(got, 'F');
-    assert_true(took < PROMPT_MS / 1000.0);
-    assert_int_equal(tu_recv_line(busy, buf, sizeof buf, TU_WAIT_MS),
-                     (ssize_t)strlen(TU_TEST_STR));
+    assert_true(took < prompt_ms / 1000.0);
+    assert_int_equal(tu_recv_line(busy, buf, sizeof buf, TU_WAIT_MS), (ssize_t)strlen(TU_TEST_STR));
     assert_string_equal(buf, TU_TEST_STR);
     assert_int_equal(tu_wait_eof(busy, TU_WAIT_MS), 0);
     close(busy);

@@ -594,6 +594,56 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+int tu_threads_snapshot(tu_threads *snap)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+
+    snap->n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (snap->n == TU_MAX_THREADS) {
+            closedir(d);
+            return -1;
+        }
+        snap->tid[snap->n++] = (pid_t)strtol(e->d_name, NULL, 10);
+    }
+    closedir(d);
+    return 0;
+}
+
+int tu_count_new_threads(const tu_threads *snap)
+{
+    tu_threads now;
+    int fresh = 0;
+
+    if (tu_threads_snapshot(&now) < 0)
+        return -1;
+    for (int i = 0; i < now.n; i++) {
+        bool known = false;
+        for (int j = 0; j < snap->n && !known; j++)
+            known = now.tid[i] == snap->tid[j];
+        if (!known)
+            fresh++;
+    }
+    return fresh;
+}
+
+int tu_wait_new_threads(const tu_threads *snap, int expected, int timeout_ms)
+{
+    double deadline = tu_now() + timeout_ms / 1000.0;
+    int n = tu_count_new_threads(snap);
+
+    while (n != expected && tu_now() < deadline) {
+        pause_ms(2);
+        n = tu_count_new_threads(snap);
+    }
+    return n;
+}
+
 int tu_wait_threads(int expected, int timeout_ms)
 {
     double deadline = tu_now() + timeout_ms / 1000.0;
@@ -692,6 +742,29 @@ void tu_close_inherited_client(int conn)
             (peer.ss_family != AF_UNIX || plen > sizeof(sa_family_t)))
             close(fd);
     }
+}
+
+double tu_slow(void)
+{
+    const char *s = getenv("SANITIZE");
+    double f = 1.0, load[1];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (s != NULL && s[0] != '\0')
+        f = strcmp(s, "thread") == 0 ? 5.0 : strcmp(s, "address") == 0 ? 3.0 : 4.0;
+    if (getloadavg(load, 1) == 1 && cpus > 0 && load[0] / (double)cpus > 1.0)
+        f *= load[0] / (double)cpus < 2.0 ? load[0] / (double)cpus : 2.0;
+    return f;
+}
+
+double tu_limit(double seconds)
+{
+    return seconds * tu_slow();
+}
+
+int tu_limit_ms(int ms)
+{
+    return (int)(ms * tu_slow());
 }
 
 int tu_scale_divisor(void)

@@ -140,6 +140,23 @@ size_t tu_chan_drain(tu_chan *c, char *buf, size_t size);
 
 /* ---- counting ------------------------------------------------------------ */
 
+/* The thread ids of this process at one moment (from /proc/self/task). */
+#define TU_MAX_THREADS 512
+typedef struct tu_threads {
+    int n;
+    pid_t tid[TU_MAX_THREADS];
+} tu_threads;
+
+/* Take the snapshot. Returns 0, or -1 if the task list cannot be read. */
+int tu_threads_snapshot(tu_threads *snap);
+/* Threads alive now that were not in snap. Threads that were in snap and
+ * are still leaving the task list do not count, so the number is exact
+ * however long an earlier test's threads take to go away. -1 on error. */
+int tu_count_new_threads(const tu_threads *snap);
+/* Poll tu_count_new_threads until it equals expected or timeout_ms passes.
+ * Returns the last count seen. */
+int tu_wait_new_threads(const tu_threads *snap, int expected, int timeout_ms);
+
 /* Open file descriptors of this process (from /proc/self/fd). */
 int tu_count_fds(void);
 /* Threads of this process (from /proc/self/task). */
@@ -175,6 +192,17 @@ int tu_install_noop_handler(int signo);
  * by the server inherits them and the connection would never see its
  * client go away. Allocates nothing. */
 void tu_close_inherited_client(int conn);
+
+/* How much slower than a plain build on an idle machine this run may be:
+ * 3 under ASan, 5 under TSan (environment SANITIZE), times the load per
+ * processor when it is above 1 (at most 2). Upper bounds on elapsed time
+ * are multiplied by it; lower bounds, which a slow machine cannot break,
+ * are not. */
+double tu_slow(void);
+/* seconds * tu_slow(), for "it happened promptly" checks. */
+double tu_limit(double seconds);
+/* The same for a wait in milliseconds. */
+int tu_limit_ms(int ms);
 
 /* Scale for the long robustness loops: 1 normally, smaller under the
  * sanitizers (environment SANITIZE set), which make each request many times
