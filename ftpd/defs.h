@@ -8,11 +8,10 @@
 #define FTPD_VERSION "0.1.0"
 
 /* Longest command line accepted, without CRLF. Longer lines get
- * "500 Line too long" and are discarded. */
+ * "500 Line too long" and are discarded through their LF; a line that never
+ * ends is discarded until the wait for the command ends (idle timeout,
+ * login deadline), which closes the session. */
 #define FTPD_LINE_MAX 4096
-/* A line that never ends is discarded in pieces; after this many bytes of
- * one over-long line the session is closed. */
-#define FTPD_DISCARD_MAX (1024 * 1024)
 /* Longest command verb ("XPWD", "MLSD", ...). */
 #define FTPD_VERB_MAX 8
 /* Longest user name. */
@@ -62,7 +61,8 @@
 #define FTPD_DEFAULT_BAN_TIME 300
 /* HASH digests files up to this size (about 1 CPU-second per GiB). */
 #define FTPD_DEFAULT_HASH_MAX_SIZE (1ull << 30)
-/* How long SIGTERM/SIGINT lets running transfers go on, seconds. */
+/* How long SIGTERM/SIGINT lets running transfers go on, seconds: the
+ * library's stop_grace; then their control connections' input is shut. */
 #define FTPD_DRAIN_TIMEOUT 30
 
 /* Upper bounds for configured values. */
