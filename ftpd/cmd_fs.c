@@ -218,7 +218,7 @@ int cmd_hash(session *s, const char *arg)
     switch (res) {
     case XFER_DONE:
         rc = reply(s, 213, "%s %lld-%lld %s %s", s->hash_algo, (long long)job.start,
-                   (long long)(job.start + bytes), hex, arg);
+                   (long long)job.start + (long long)bytes, hex, arg);
         break;
     case XFER_ABORTED:
         /* As a transfer stopped by ABOR (RFC 959 4.1.3): the aborted
