@@ -61,9 +61,10 @@
 #define FTPD_DEFAULT_BAN_TIME 300
 /* HASH digests files up to this size (about 1 CPU-second per GiB). */
 #define FTPD_DEFAULT_HASH_MAX_SIZE (1ull << 30)
-/* How long SIGTERM/SIGINT lets running transfers go on, seconds: the
- * library's stop_grace; then their control connections' input is shut. */
-#define FTPD_DRAIN_TIMEOUT 30
+/* How long SIGTERM/SIGINT lets running transfers go on, seconds
+ * (--stop-grace, the library's stop_grace); then their control
+ * connections' input is shut down, which ends them. */
+#define FTPD_DEFAULT_STOP_GRACE 30
 
 /* Upper bounds for configured values. */
 #define FTPD_CLIENTS_LIMIT 10000

@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT begin the library's graceful stop (ss_shutdown_on_signal
  * with opt.stop_grace): the server stops accepting, idle sessions say 421
  * and end at once (their wait for a command watches the stop), and running
- * transfers get FTPD_DRAIN_TIMEOUT seconds before the library shuts their
+ * transfers get --stop-grace seconds before the library shuts their
  * control connection's input; a second signal cuts at once. Connection
  * limits are the library's too (max_connections, max_per_peer). SIGHUP
  * reopens the log files.
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
      * instead of leaving it unanswered in the listen backlog. */
     opt.max_children = cfg.max_clients + 1;
     opt.disable_nagle_algorithm = true;
-    opt.stop_grace = FTPD_DRAIN_TIMEOUT;
+    opt.stop_grace = (double)cfg.stop_grace;
     opt.handle_error = on_error;
     srv = ss_server_new(&opt, &ftpd_handler);
     if (srv == NULL) {
