@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
 #define TELNET_IAC 255
 #define TELNET_CMD_FIRST 240 /* SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB */
 #define TELNET_CMD_LAST 250
@@ -203,6 +205,7 @@ static int read_line(session *s, int timeout_ms, bool watch_stop)
         s->in_stalled = ss_pending(s->req);
         return err == ETIMEDOUT ? READ_TIMEOUT : READ_SHUTDOWN;
     default:
+        errno = err;
         return READ_ERROR;
     }
 }
@@ -211,7 +214,13 @@ static int read_line(session *s, int timeout_ms, bool watch_stop)
 
 static ctrl_event next_event(session *s, int timeout_ms, bool watch_stop)
 {
-    switch (read_line(s, timeout_ms, watch_stop)) {
+    int r = read_line(s, timeout_ms, watch_stop);
+
+    /* A failure of our own (ENOMEM, ...) is logged; a client's reset is
+     * only a disconnect. */
+    if (r == READ_ERROR && errno != ECONNRESET)
+        log_msg("%s: reading a command: %s", s->peer_str, strerror(errno));
+    switch (r) {
     case READ_LINE:
         return CTRL_LINE;
     case READ_TOO_LONG:

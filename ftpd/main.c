@@ -26,6 +26,7 @@
 #include "defs.h"
 #include "handler.h"
 #include "listbudget.h"
+#include "listfmt.h"
 #include "log.h"
 #include "login.h"
 #include "pasvshare.h"
@@ -68,6 +69,19 @@ static int install_signals(ss_server *srv)
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Look up a user and a group name once before serving, as listings will:
+ * glibc sets up its name-service state on the first lookup, and if that
+ * allocation fails (out of memory in a session) it crashes in
+ * nss_database_check_reload_and_get instead of failing the lookup. Made
+ * here, the state exists before any session needs it. */
+static void warm_up_nss(void)
+{
+    char name[64], scratch[4096];
+
+    listfmt_lookup_id(true, (unsigned)getuid(), name, sizeof(name), scratch, sizeof(scratch));
+    listfmt_lookup_id(false, (unsigned)getgid(), name, sizeof(name), scratch, sizeof(scratch));
 }
 
 /* One file root is about to open for the --run-as user: refuse it (one
@@ -208,6 +222,7 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     handler_init(&cfg);
+    warm_up_nss();
 
     ss_options_init(&opt);
     opt.address = cfg.listen;
