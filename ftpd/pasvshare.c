@@ -42,6 +42,7 @@ int pasvshare_init(unsigned slots, unsigned share, unsigned prefix6)
 
     share_max = share;
     share_prefix6 = prefix6;
+    tab = NULL;
     if (share == 0)
         return 0;
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
