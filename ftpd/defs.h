@@ -36,7 +36,7 @@
 #define FTPD_SENDFILE_CHUNK (256 * 1024)
 #define FTPD_SENDFILE_CHECK 1
 /* HASH digests this many bytes between looks at the control connection
- * (ABOR, STAT) and the shutdown descriptor: about a millisecond of CPU. */
+ * (ABOR, STAT) and the stop descriptor: about a millisecond of CPU. */
 #define FTPD_HASH_STEP ((size_t)1024 * 1024)
 /* HASH reads the file in pieces of this size, into a buffer allocated for
  * the command. */
