@@ -6,15 +6,17 @@
  * says 421). setup allocates the session's state and buffers; handle
  * greets the client and runs the command loop (read a line through
  * control.c, serve it through the command table) until QUIT, a timeout, a
- * lost connection or the server's stop; finish logs the end and frees. This is the top layer: it alone knows both the command table
- * and the layers below it, and it hands the table's mid-transfer answer to
- * those layers as a callback (s->busy_command).
+ * lost connection or the server's stop; finish logs the end and frees.
+ * This is the top layer: it alone knows both the command table and the
+ * layers below it, and it hands the table's mid-transfer answer to those
+ * layers as a callback (s->busy_command).
  */
 #include "handler.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "commands.h"
 #include "control.h"
