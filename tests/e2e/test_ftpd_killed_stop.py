@@ -132,7 +132,11 @@ class KilledPasvHolderTest(T.ServerTestCase):
         self.assertEqual(b.cmd("PASV").code, 425)
         self.assertTrue(wait_ended(pid, T.timeout(10), kill=True), "session %d did not die" % pid)
         a.close()
-        self.assertEqual(b.cmd("PASV").code, 227, "PASV after the holder was killed")
+        c = self.ctl()
+        self.assertEqual(c.cmd("PASV").code, 227, "PASV in a new session after the holder "
+                         "was killed")
+        # The share is counted again: c holds it now.
+        self.assertEqual(b.cmd("PASV").code, 425)
 
 
 class StopTest(unittest.TestCase):
