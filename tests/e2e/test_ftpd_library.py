@@ -1,4 +1,5 @@
-"""sockserv-ftpd on the library's connection accounting and graceful stop.
+"""sockserv-ftpd on the library's connection accounting, graceful stop and
+line reader.
 
 - Forking mode, --max-clients 1: a session process killed with SIGKILL gives
   its slot back (the library counts sessions and frees the slot when it
@@ -11,6 +12,9 @@
 - SIGTERM while a transfer runs: the transfer gets --stop-grace seconds,
   then the library shuts the control connection's input and the transfer
   ends with 426; a second SIGTERM ends the grace at once.
+- A command line over the limit that arrives in two parts while a transfer
+  runs (the transfer loop only takes what has arrived) is one line: one
+  500, and its tail is not served as a command of its own.
 
 The session processes are found as the server's children in /proc; their
 end is awaited on a pidfd (a bounded /proc poll where pidfd_open is
@@ -139,8 +143,9 @@ class KilledPasvHolderTest(T.ServerTestCase):
         self.assertEqual(b.cmd("PASV").code, 425)
 
 
-class StopTest(unittest.TestCase):
-    """Each test runs its own server and stops it."""
+class ServerPerTest(unittest.TestCase):
+    """Each test runs its own server (and may stop it); a huge file to
+    stall a transfer with."""
 
     mode_args = ()
 
@@ -169,6 +174,17 @@ class StopTest(unittest.TestCase):
         c.expect("TYPE I", 200)
         return c
 
+    def running_transfer(self, srv):
+        c = self.session(srv)
+        get = c.data("EPSV")
+        c.expect("RETR huge.bin", 150, 125)
+        d = get()
+        self.addCleanup(d.close)
+        self.assertTrue(d.recv(65536))
+        return c, d  # d is not read any more: the transfer stalls, running
+
+
+class StopTest(ServerPerTest):
     def assert_exits(self, srv, limit, what):
         start = time.monotonic()
         rc = srv.wait(T.timeout(limit))
@@ -188,15 +204,6 @@ class StopTest(unittest.TestCase):
         self.assertEqual(r.code, 421, "reply to a RETR waiting for its data connection: %s" % r)
         self.assertTrue(c.at_eof(T.timeout(5)), "session not closed after 421")
         self.assert_exits(srv, 5, "a session waiting for its data connection")
-
-    def running_transfer(self, srv):
-        c = self.session(srv)
-        get = c.data("EPSV")
-        c.expect("RETR huge.bin", 150, 125)
-        d = get()
-        self.addCleanup(d.close)
-        self.assertTrue(d.recv(65536))
-        return c, d  # d is not read any more: the transfer stalls, running
 
     def test_transfer_cut_at_grace_end(self):
         srv = self.start("--stop-grace", "1")
@@ -225,6 +232,27 @@ class StopTest(unittest.TestCase):
         self.assertEqual(r.code, 426, "the transfer after a second SIGTERM: %s" % r)
         self.assertLess(time.monotonic() - start, T.timeout(10), "the second SIGTERM waited")
         self.assert_exits(srv, 10, "after a second SIGTERM")
+
+
+class LongLineDuringTransferTest(ServerPerTest):
+
+    def test_long_line_in_two_parts(self):
+        srv = self.start()
+        c, _ = self.running_transfer(srv)
+        c.send(b"A" * 6000)
+        # No event tells that the server has read the first part; a pause
+        # makes it likely that it reads it alone, in which case the line's
+        # head is dropped before its tail arrives. The test holds either way.
+        time.sleep(0.3)
+        c.send(b"NOOP\r\n")
+        r = c.reply(T.timeout(5))
+        self.assertEqual(r.code, 500, "reply to a 6 KB line: %s" % r)
+        r = c.cmd("STAT")
+        self.assertEqual(r.code, 213, "the tail of the long line was served as a command, "
+                         "or STAT was not answered: %s" % r)
+        c.expect("ABOR", 426)
+        self.assertEqual(c.reply(T.timeout(5)).code, 226)
+        self.assertEqual(c.cmd("NOOP").code, 200)
 
 
 class StopForkingTest(StopTest):
