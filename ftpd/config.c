@@ -48,6 +48,7 @@ static const opt_def opt_table[] = {
     {"idle-timeout", OPT_UINT, NUM_FIELD(idle_timeout), 1, FTPD_TIMEOUT_LIMIT},
     {"data-timeout", OPT_UINT, NUM_FIELD(data_timeout), 1, FTPD_TIMEOUT_LIMIT},
     {"login-timeout", OPT_UINT, NUM_FIELD(login_timeout), 1, FTPD_TIMEOUT_LIMIT},
+    {"stop-grace", OPT_UINT, NUM_FIELD(stop_grace), 0, FTPD_TIMEOUT_LIMIT},
     {"ipv6-prefix", OPT_UINT, NUM_FIELD(ipv6_prefix), 1, 128},
     {"max-pasv-per-ip", OPT_UINT, NUM_FIELD(max_pasv_per_ip), 0, 65535},
     {"max-login-fails", OPT_UINT, NUM_FIELD(max_login_fails), 0, 1000000},
@@ -80,6 +81,8 @@ static void usage(FILE *out)
             "  --data-timeout S       data connection timeout, also for an unused PASV\n"
             "                         listener (default %d)\n"
             "  --login-timeout S      time from connect to a successful login (default %d)\n"
+            "  --stop-grace S         on SIGTERM/SIGINT, time running transfers get to\n"
+            "                         finish (default %d)\n"
             "  --ipv6-prefix N        per-address limits count an IPv6 /N as one address\n"
             "                         (default %d)\n"
             "  --max-pasv-per-ip N    passive ports one address may hold (default: a\n"
@@ -97,7 +100,8 @@ static void usage(FILE *out)
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
-            FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_IPV6_PREFIX,
+            FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_STOP_GRACE,
+            FTPD_DEFAULT_IPV6_PREFIX,
             FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
 }
 
@@ -344,6 +348,7 @@ static void set_defaults(ftpd_config *c)
     c->idle_timeout = FTPD_DEFAULT_IDLE_TIMEOUT;
     c->data_timeout = FTPD_DEFAULT_DATA_TIMEOUT;
     c->login_timeout = FTPD_DEFAULT_LOGIN_TIMEOUT;
+    c->stop_grace = FTPD_DEFAULT_STOP_GRACE;
     c->ipv6_prefix = FTPD_DEFAULT_IPV6_PREFIX;
     c->max_login_fails = FTPD_DEFAULT_MAX_LOGIN_FAILS;
     c->ban_time = FTPD_DEFAULT_BAN_TIME;

@@ -29,6 +29,7 @@ typedef struct ftpd_config {
     unsigned idle_timeout;   /* seconds */
     unsigned data_timeout;   /* seconds */
     unsigned login_timeout;  /* seconds from connect to a successful login */
+    unsigned stop_grace;     /* seconds transfers may run on after SIGTERM */
     unsigned ipv6_prefix;    /* prefix length that counts as one IPv6 client */
     unsigned max_pasv_per_ip; /* passive listeners per client address, 0 = auto */
     unsigned max_login_fails; /* per address and per account, 0 = no bans */

@@ -1,41 +1,38 @@
 /*
  * control.c - the control connection: replies out, command lines in.
  *
- * Reading: every wait is a poll on the control socket and the server's
- * shutdown descriptor, bounded by the caller's timeout. Lines are read with
- * ss_read into the session's own line buffer (s->in), which holds one
- * line of FTPD_LINE_MAX bytes and discards longer ones in pieces, with a
- * deadline for the whole line. The buffer is touched only by
- * control_read_line, control_input_pending and take_line; finish_line then
- * removes the line end and telnet IAC sequences (some clients send IAC IP /
- * IAC DM before ABOR) and refuses lines with a NUL byte, whatever read the
- * line.
+ * Reading: a line is read with the library's ss_readline_ex, whose deadline
+ * covers the whole line (a client sending a byte at a time cannot stretch
+ * it), whose SS_LINE_DISCARD drops an over-long line through its LF (500
+ * here) and whose SS_LINE_STOP ends the wait for a command once the server
+ * stops (421). No bytes are kept here: what is not a whole line yet stays
+ * in the library's buffer. finish_line then removes the line end and
+ * telnet IAC sequences (some clients send IAC IP / IAC DM before ABOR) and
+ * refuses lines with a NUL byte.
  */
 #include "control.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "timeutil.h"
+#include "log.h"
 
 #define TELNET_IAC 255
 #define TELNET_CMD_FIRST 240 /* SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB */
 #define TELNET_CMD_LAST 250
 
-static int g_shutdown_fd = -1;
-
-void control_set_shutdown_fd(int fd)
-{
-    g_shutdown_fd = fd;
-}
-
-int control_shutdown_fd(void)
-{
-    return g_shutdown_fd;
-}
+/* Results of read_line. */
+enum {
+    READ_LINE = 1,      /* s->line holds a command (CRLF and telnet codes removed) */
+    READ_EOF = 0,       /* the client closed the connection */
+    READ_ERROR = -1,    /* I/O error: close */
+    READ_TIMEOUT = -2,  /* no whole line within the wait */
+    READ_SHUTDOWN = -3, /* the server is stopping */
+    READ_TOO_LONG = -4, /* a line over FTPD_LINE_MAX was discarded */
+    READ_NUL = -5       /* the line held a NUL byte */
+};
 
 /* ---- replies ---------------------------------------------------------- */
 
@@ -117,12 +114,16 @@ int reply_line(session *s, const char *fmt, ...)
     return rc;
 }
 
-/* ---- the line buffer ---------------------------------------------------- */
+/* ---- reading a line ----------------------------------------------------- */
 
-/* A whole line is waiting, in our buffer or the library's. */
+/* A line may be waiting: bytes buffered that did not make a whole line when
+ * last looked at (in_stalled) do not count, so a client that sent half a
+ * line is not asked again until more arrives. */
 bool control_input_pending(session *s)
 {
-    return memchr(s->in.buf, '\n', s->in.len) != NULL || ss_pending(s->req) > 0;
+    size_t n = ss_pending(s->req);
+
+    return n > 0 && n != s->in_stalled;
 }
 
 /* Remove telnet commands in place; IAC IAC stands for a 0xff byte. Only
@@ -153,50 +154,9 @@ static size_t strip_telnet(char *p, size_t n)
     return out;
 }
 
-/* Wait until the control connection is readable, within timeout_ms. Returns
- * 1 when readable, 0 on timeout, READ_SHUTDOWN once the server stops (the
- * first time only), -1 on error. */
-static int wait_readable(session *s, long timeout_ms)
-{
-    struct pollfd p[2];
-    int n = 1;
-    struct timespec start;
-
-    if (ss_pending(s->req) > 0)
-        return 1;
-    p[0].fd = s->ctrl_fd;
-    p[0].events = POLLIN;
-    if (g_shutdown_fd >= 0 && !s->shutdown_seen) {
-        p[1].fd = g_shutdown_fd;
-        p[1].events = POLLIN;
-        p[1].revents = 0;
-        n = 2;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        long left = timeout_ms - ftpd_ms_since(&start);
-        int r;
-
-        if (left < 0)
-            left = 0;
-        r = poll(p, (nfds_t)n, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue; /* a signal (SIGHUP): the deadline keeps the loop bounded */
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            return 0;
-        if (n == 2 && (p[1].revents & POLLIN)) {
-            s->shutdown_seen = true;
-            return READ_SHUTDOWN;
-        }
-        return 1;
-    }
-}
-
 /* Make the raw line in s->line (len bytes, its line end included) a
  * command: the line end and telnet commands go, and a line too long or
- * with a NUL byte is refused. Independent of where the line came from. */
+ * with a NUL byte is refused. */
 static int finish_line(session *s, size_t len)
 {
     while (len > 0 && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r'))
@@ -210,66 +170,57 @@ static int finish_line(session *s, size_t len)
     return READ_LINE;
 }
 
-/* Move the first line of s->in (ending at nl) to s->line. */
-static int take_line(session *s, const char *nl)
+/* Wait up to timeout_ms for a whole command line and read it into s->line;
+ * with 0 only what has already arrived is taken. With watch_stop the
+ * server's stop ends the wait (a line already buffered still comes first). */
+static int read_line(session *s, int timeout_ms, bool watch_stop)
 {
-    size_t used = (size_t)(nl - s->in.buf) + 1;
-    bool discarded = s->in.dropped > 0;
+    unsigned flags = SS_LINE_DISCARD | (watch_stop ? SS_LINE_STOP : 0u);
+    size_t dropped = 0;
+    ssize_t n;
+    int err;
 
-    memcpy(s->line, s->in.buf, used);
-    memmove(s->in.buf, s->in.buf + used, s->in.len - used);
-    s->in.len -= used;
-    s->in.dropped = 0;
-    if (discarded)
-        return READ_TOO_LONG; /* the tail of a line whose head was dropped */
-    return finish_line(s, used);
-}
-
-int control_read_line(session *s, int timeout_ms)
-{
-    struct timespec start;
-
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    /* Bounded: each turn takes a line, consumes input, or waits for what
-     * is left of the timeout; an endless line ends at FTPD_DISCARD_MAX. */
-    for (;;) {
-        const char *nl = memchr(s->in.buf, '\n', s->in.len);
-        long left;
-        ssize_t n;
-        int w;
-
-        if (nl != NULL)
-            return take_line(s, nl);
-        if (s->in.len == sizeof(s->in.buf)) {
-            /* No end in sight: drop what we have, in bounded pieces. */
-            s->in.dropped += s->in.len;
-            s->in.len = 0;
-            if (s->in.dropped > FTPD_DISCARD_MAX)
-                return READ_ERROR;
-            continue;
-        }
-        left = timeout_ms - ftpd_ms_since(&start);
-        w = wait_readable(s, left < 0 ? 0 : left);
-        if (w == 0)
-            return READ_TIMEOUT;
-        if (w == READ_SHUTDOWN)
-            return READ_SHUTDOWN;
-        if (w < 0)
-            return READ_ERROR;
-        n = ss_read(s->req, s->in.buf + s->in.len, sizeof(s->in.buf) - s->in.len);
-        if (n < 0)
-            return errno == ETIMEDOUT || errno == EAGAIN ? READ_TIMEOUT : READ_ERROR;
-        if (n == 0)
-            return READ_EOF; /* also when the connection ended inside a line */
-        s->in.len += (size_t)n;
+    n = ss_readline_ex(s->req, s->line, sizeof(s->line), (double)timeout_ms / 1000.0, flags,
+                       &dropped);
+    err = errno;
+    s->in_stalled = 0;
+    if (n > 0 && s->in_discarding) {
+        /* The tail of a line whose head was dropped by an earlier call that
+         * ran out of time in the middle of it. */
+        s->in_discarding = false;
+        return READ_TOO_LONG;
+    }
+    if (n > 0)
+        return finish_line(s, (size_t)n);
+    if (n == 0)
+        return READ_EOF; /* also when the connection ended inside a line */
+    switch (err) {
+    case EMSGSIZE:
+        s->in_discarding = false;
+        return READ_TOO_LONG;
+    case ETIMEDOUT:
+    case ECANCELED:
+        if (dropped > 0)
+            s->in_discarding = true;
+        s->in_stalled = ss_pending(s->req);
+        return err == ETIMEDOUT ? READ_TIMEOUT : READ_SHUTDOWN;
+    default:
+        errno = err;
+        return READ_ERROR;
     }
 }
 
 /* ---- what a line means -------------------------------------------------- */
 
-ctrl_event control_next(session *s, int timeout_ms)
+static ctrl_event next_event(session *s, int timeout_ms, bool watch_stop)
 {
-    switch (control_read_line(s, timeout_ms)) {
+    int r = read_line(s, timeout_ms, watch_stop);
+
+    /* A failure of our own (ENOMEM, ...) is logged; a client's reset is
+     * only a disconnect. */
+    if (r == READ_ERROR && errno != ECONNRESET)
+        log_msg("%s: reading a command: %s", s->peer_str, strerror(errno));
+    switch (r) {
     case READ_LINE:
         return CTRL_LINE;
     case READ_TOO_LONG:
@@ -288,9 +239,16 @@ ctrl_event control_next(session *s, int timeout_ms)
     }
 }
 
+ctrl_event control_next(session *s, int timeout_ms)
+{
+    return next_event(s, timeout_ms, true);
+}
+
 int control_while_busy(session *s)
 {
-    ctrl_event e = control_next(s, 0);
+    /* The stop is not watched here: busy work (a transfer) is given the
+     * library's grace, and its own loop watches the stop descriptor. */
+    ctrl_event e = next_event(s, 0, false);
 
     if (e == CTRL_LINE)
         return s->busy_command(s, s->line);

@@ -22,42 +22,26 @@ int reply(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
 int reply_begin(session *s, int code, const char *fmt, ...) SS_PRINTF(3, 4);
 int reply_line(session *s, const char *fmt, ...) SS_PRINTF(2, 3);
 
-/* The descriptor that becomes readable when the server stops (-1: none).
- * Set once before sessions start. */
-void control_set_shutdown_fd(int fd);
-int control_shutdown_fd(void);
-
-/* Results of control_read_line. */
-enum {
-    READ_LINE = 1,      /* s->line holds a command (CRLF and telnet codes removed) */
-    READ_EOF = 0,       /* the client closed the connection */
-    READ_ERROR = -1,    /* I/O error, or an endless line: close */
-    READ_TIMEOUT = -2,  /* nothing within the wait */
-    READ_SHUTDOWN = -3, /* the server is stopping (s->shutdown_seen is set) */
-    READ_TOO_LONG = -4, /* a line over FTPD_LINE_MAX was discarded */
-    READ_NUL = -5       /* the line held a NUL byte */
-};
-
-/* Wait up to timeout_ms for a whole command line and read it into s->line.
- * The wait covers the whole line, so a client that sends a line byte by
- * byte cannot hold the session beyond the timeout; with 0 it only takes
- * what has already arrived (READ_TIMEOUT when that is no whole line). */
-int control_read_line(session *s, int timeout_ms);
-
-/* True when a command line is already buffered (no need to poll). */
+/* True when a command line may be waiting in the library's buffer (bytes
+ * that were only part of a line when last read do not count), so a loop
+ * that polls the control socket serves it before it waits. */
 bool control_input_pending(session *s);
 
 /* What control_next found. */
 typedef enum ctrl_event {
     CTRL_LINE,     /* s->line holds a command */
     CTRL_NONE,     /* a line that is no command was read and answered (500, 501) */
-    CTRL_TIMEOUT,  /* no line within the wait */
+    CTRL_TIMEOUT,  /* no whole line within the wait */
     CTRL_SHUTDOWN, /* the server is stopping */
     CTRL_LOST      /* the connection ended or failed: s->quit is set */
 } ctrl_event;
 
-/* control_read_line, with every outcome but a command line dealt with:
- * the replies to bad lines sent, a lost connection turned into s->quit. */
+/* Wait up to timeout_ms for a whole command line (the wait covers the whole
+ * line, so a client that sends a line byte by byte cannot hold the session
+ * beyond it) and read it into s->line, with every outcome but a command
+ * line dealt with: the replies to bad lines sent, a lost connection turned
+ * into s->quit. The server's stop ends the wait (CTRL_SHUTDOWN) unless a
+ * line is already buffered. */
 ctrl_event control_next(session *s, int timeout_ms);
 
 /* While the session is busy: take a command line that has already arrived

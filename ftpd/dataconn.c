@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "connlimit.h"
 #include "control.h"
 #include "log.h"
 #include "netaddr.h"
+#include "pasvshare.h"
 #include "timeutil.h"
 
 #define PORT_MIN_ACTIVE 1024 /* PORT/EPRT to lower ports is refused */
@@ -38,12 +38,13 @@ static bool control_is_ipv4(const session *s)
 
 void dataconn_forget(session *s)
 {
-    /* An open listener is always counted in its address's share (see
-     * pasv_listen), so closing it gives the count back. */
-    if (s->pasv_fd >= 0) {
+    /* An open listener is counted in its address's share (see pasv_listen)
+     * when there is a share; closing it gives the count back. */
+    if (s->pasv_fd >= 0)
         close(s->pasv_fd);
-        connlimit_pasv_release((const struct sockaddr *)&s->peer);
-    }
+    if (s->pasv_counted)
+        pasvshare_release((const struct sockaddr *)&s->peer);
+    s->pasv_counted = false;
     s->pasv_fd = -1;
     s->dmode = DATA_NONE;
 }
@@ -68,8 +69,15 @@ static int pasv_listen(session *s)
     /* One address may hold only its share of the range (the count is
      * shared with forked sessions), so it cannot take every port from the
      * others. Counted before binding, given back in dataconn_forget. */
-    if (connlimit_pasv_acquire((const struct sockaddr *)&s->peer, s->cfg->max_pasv_per_ip) < 0)
+    switch (pasvshare_acquire((const struct sockaddr *)&s->peer)) {
+    case 1:
+        s->pasv_counted = true;
+        break;
+    case 0:
+        break;
+    default:
         return -1;
+    }
     fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         goto fail;
@@ -100,7 +108,9 @@ fail:;
     int err = errno;
     if (fd >= 0)
         close(fd);
-    connlimit_pasv_release((const struct sockaddr *)&s->peer);
+    if (s->pasv_counted)
+        pasvshare_release((const struct sockaddr *)&s->peer);
+    s->pasv_counted = false;
     errno = err;
     return -1;
 }
@@ -288,15 +298,19 @@ static int ctrl_while_waiting(session *s)
  * start, serving the control connection meanwhile: ABOR ends the wait, and
  * a client that leaves ends it at once instead of holding its session until
  * the data timeout. Once a command is kept for later, only a hang-up
- * (POLLRDHUP) is watched. Returns 0 when ready, -1 with errno (ETIMEDOUT,
- * or as ctrl_while_waiting). */
+ * (POLLRDHUP) is watched. The server's stop ends the wait at once: there is
+ * no transfer yet to give time to. Returns 0 when ready, -1 with errno
+ * (ETIMEDOUT, ESHUTDOWN for the stop, or as ctrl_while_waiting). */
 static int wait_data(session *s, int fd, short events, int timeout_ms, const struct timespec *start)
 {
+    int stop_fd = ss_server_stop_fd(ss_request_server(s->req));
+
     /* Bounded by the timeout: each turn serves a line or waits for what is
      * left of it. */
     for (;;) {
-        struct pollfd p[2] = {{.fd = fd, .events = events},
-                              {.fd = s->ctrl_fd, .events = POLLRDHUP}};
+        struct pollfd p[3] = {{.fd = fd, .events = events},
+                              {.fd = s->ctrl_fd, .events = POLLRDHUP},
+                              {.fd = stop_fd, .events = POLLIN}};
         long left = timeout_ms - ftpd_ms_since(start);
         int r;
 
@@ -311,11 +325,15 @@ static int wait_data(session *s, int fd, short events, int timeout_ms, const str
         }
         if (!s->have_pending)
             p[1].events |= POLLIN;
-        r = poll(p, 2, (int)left);
+        r = poll(p, stop_fd >= 0 ? 3 : 2, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             return -1;
+        if (stop_fd >= 0 && (p[2].revents & POLLIN) && p[0].revents == 0) {
+            errno = ESHUTDOWN;
+            return -1;
+        }
         if (p[1].revents & POLLIN) {
             if (ctrl_while_waiting(s) < 0)
                 return -1;

@@ -22,8 +22,9 @@ void dataconn_forget(session *s);
  * lines are served through s->busy_command (ABOR cancels the wait).
  * Returns the connected descriptor (non-blocking), or -1 with errno:
  * ECANCELED after ABOR, ECONNRESET when the control connection is gone
- * (s->quit set), ETIMEDOUT, ENOTCONN when nothing was prepared, or the
- * error of the failed call. The preparation is not dropped here. */
+ * (s->quit set), ESHUTDOWN when the server's stop began meanwhile,
+ * ETIMEDOUT, ENOTCONN when nothing was prepared, or the error of the failed
+ * call. The preparation is not dropped here. */
 int dataconn_open(session *s, int timeout_ms);
 
 #endif

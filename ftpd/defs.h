@@ -8,11 +8,10 @@
 #define FTPD_VERSION "0.1.0"
 
 /* Longest command line accepted, without CRLF. Longer lines get
- * "500 Line too long" and are discarded. */
+ * "500 Line too long" and are discarded through their LF; a line that never
+ * ends is discarded until the wait for the command ends (idle timeout,
+ * login deadline), which closes the session. */
 #define FTPD_LINE_MAX 4096
-/* A line that never ends is discarded in pieces; after this many bytes of
- * one over-long line the session is closed. */
-#define FTPD_DISCARD_MAX (1024 * 1024)
 /* Longest command verb ("XPWD", "MLSD", ...). */
 #define FTPD_VERB_MAX 8
 /* Longest user name. */
@@ -37,7 +36,7 @@
 #define FTPD_SENDFILE_CHUNK (256 * 1024)
 #define FTPD_SENDFILE_CHECK 1
 /* HASH digests this many bytes between looks at the control connection
- * (ABOR, STAT) and the shutdown descriptor: about a millisecond of CPU. */
+ * (ABOR, STAT) and the stop descriptor: about a millisecond of CPU. */
 #define FTPD_HASH_STEP ((size_t)1024 * 1024)
 /* HASH reads the file in pieces of this size, into a buffer allocated for
  * the command. */
@@ -62,8 +61,10 @@
 #define FTPD_DEFAULT_BAN_TIME 300
 /* HASH digests files up to this size (about 1 CPU-second per GiB). */
 #define FTPD_DEFAULT_HASH_MAX_SIZE (1ull << 30)
-/* How long SIGTERM/SIGINT lets running transfers go on, seconds. */
-#define FTPD_DRAIN_TIMEOUT 30
+/* How long SIGTERM/SIGINT lets running transfers go on, seconds
+ * (--stop-grace, the library's stop_grace); then their control
+ * connections' input is shut down, which ends them. */
+#define FTPD_DEFAULT_STOP_GRACE 30
 
 /* Upper bounds for configured values. */
 #define FTPD_CLIENTS_LIMIT 10000

@@ -1,23 +1,24 @@
 /*
  * handler.c - the libsockserv handler: one control connection's life.
  *
- * setup counts the session against the connection limits and allocates
- * its buffers; handle greets the client and runs the command loop (read a
- * line through control.c, serve it through the command table) until QUIT,
- * a timeout, a lost connection or the server's stop; finish logs the end
- * and frees. This is the top layer: it alone knows both the command table
- * and the layers below it, and it hands the table's mid-transfer answer to
- * those layers as a callback (s->busy_command).
+ * The library counts sessions against --max-clients / --max-per-ip before
+ * a handler runs (a connection over a limit goes to handler_reject, which
+ * says 421). setup allocates the session's state and buffers; handle
+ * greets the client and runs the command loop (read a line through
+ * control.c, serve it through the command table) until QUIT, a timeout, a
+ * lost connection or the server's stop; finish logs the end and frees.
+ * This is the top layer: it alone knows both the command table and the
+ * layers below it, and it hands the table's mid-transfer answer to those
+ * layers as a callback (s->busy_command).
  */
 #include "handler.h"
 
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "commands.h"
-#include "connlimit.h"
 #include "control.h"
 #include "dataconn.h"
 #include "log.h"
@@ -28,10 +29,17 @@
 
 static const ftpd_config *g_cfg;
 
-void handler_init(const ftpd_config *cfg, int shutdown_fd)
+void handler_init(const ftpd_config *cfg)
 {
     g_cfg = cfg;
-    control_set_shutdown_fd(shutdown_fd);
+}
+
+void handler_reject(ss_request *req)
+{
+    static const char msg[] = "421 Too many connections.\r\n";
+
+    log_msg("%s: refused, too many connections", ss_request_client_str(req));
+    (void)ss_write(req, msg, sizeof(msg) - 1);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -41,8 +49,6 @@ static void session_free(session *s)
     if (s == NULL)
         return;
     login_reset(s);
-    if (s->counted)
-        connlimit_release((const struct sockaddr *)&s->peer);
     free(s->buf);
     free(s->abuf);
     free(s);
@@ -53,6 +59,7 @@ static int session_setup(ss_request *req)
     session *s = calloc(1, sizeof(*s));
     const struct sockaddr *peer;
     socklen_t plen = 0;
+    struct timeval send_tmo = {.tv_sec = (time_t)g_cfg->data_timeout};
     int one = 1;
 
     if (s == NULL)
@@ -76,19 +83,14 @@ static int session_setup(ss_request *req)
     /* Urgent data (the telnet "synch" some clients send with ABOR, or
      * Python's ftplib sending ABOR itself as urgent) stays in the stream. */
     setsockopt(s->ctrl_fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-    setsockopt(s->ctrl_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    /* Until a login, no single read or write may outlast the login limit. */
-    ss_request_set_timeout(req, (double)g_cfg->login_timeout);
+    /* Waits for a command are bounded by the idle timeout and the login
+     * deadline, in the command loop (command_wait_ms); a reply the client
+     * does not take is bounded here, as a data connection that makes no
+     * progress is: by the data timeout. */
+    setsockopt(s->ctrl_fd, SOL_SOCKET, SO_SNDTIMEO, &send_tmo, sizeof(send_tmo));
     login_reset(s);
 
     ss_request_set_user(req, s);
-    /* Over a limit the session is refused in handle, not here: a refusing
-     * setup counts as a server error, and this is ordinary operation. */
-    if (connlimit_acquire((const struct sockaddr *)&s->peer) < 0) {
-        s->refused = true;
-        return 0;
-    }
-    s->counted = true;
     s->buf = malloc(FTPD_XFER_BUF);
     s->abuf = malloc(2 * FTPD_XFER_BUF);
     if (s->buf == NULL || s->abuf == NULL) {
@@ -142,11 +144,6 @@ static int session_handle(ss_request *req)
 {
     session *s = ss_request_user(req);
 
-    if (s->refused) {
-        log_msg("%s: refused, too many connections", s->peer_str);
-        reply(s, 421, "Too many connections.");
-        return SS_OK;
-    }
     if (throttle_banned((const struct sockaddr *)&s->peer, NULL)) {
         log_msg("%s: refused, address banned after failed logins", s->peer_str);
         reply(s, 421, "Too many failed logins; try again later.");
@@ -158,7 +155,6 @@ static int session_handle(ss_request *req)
     if (reply(s, 220, FTPD_NAME " " FTPD_VERSION " ready.") < 0)
         return SS_OK;
     while (!s->quit) {
-        bool was_logged_in = s->logged_in;
         ctrl_event e;
 
         if (!s->logged_in && ftpd_now_ms() >= s->login_deadline_ms) {
@@ -177,10 +173,6 @@ static int session_handle(ss_request *req)
             memcpy(s->cmd, s->line, sizeof(s->cmd));
             if (commands_dispatch(s, s->cmd) < 0)
                 s->quit = true;
-            /* Logged in (or out, by REIN): the I/O limit follows. */
-            if (s->logged_in != was_logged_in)
-                ss_request_set_timeout(req, s->logged_in ? (double)s->cfg->idle_timeout
-                                                         : (double)s->cfg->login_timeout);
             break;
         case CTRL_NONE:
             break;
@@ -195,8 +187,9 @@ static int session_handle(ss_request *req)
         case CTRL_LOST:
             break;
         }
-        /* After a transfer the server may have started stopping. */
-        if (!s->quit && s->shutdown_seen && !s->have_pending) {
+        /* After a transfer the server may have started stopping; a client
+         * that keeps sending commands is not served on through the grace. */
+        if (!s->quit && !s->have_pending && ss_server_stopping(ss_request_server(req))) {
             reply(s, 421, "Server shutting down.");
             s->quit = true;
         }
@@ -210,9 +203,8 @@ static void session_finish(ss_request *req)
 
     if (s == NULL)
         return;
-    if (!s->refused)
-        log_msg("%s: disconnect%s%s, %llu bytes in, %llu bytes out", s->peer_str,
-                s->user[0] != '\0' ? " user " : "", s->user, s->bytes_in, s->bytes_out);
+    log_msg("%s: disconnect%s%s, %llu bytes in, %llu bytes out", s->peer_str,
+            s->user[0] != '\0' ? " user " : "", s->user, s->bytes_in, s->bytes_out);
     ss_request_set_user(req, NULL);
     session_free(s);
 }

@@ -12,8 +12,12 @@
 extern const ss_handler ftpd_handler;
 
 /* Prepare the process-wide parts before the server starts: the
- * configuration and the descriptor that becomes readable when the server
- * stops. */
-void handler_init(const ftpd_config *cfg, int shutdown_fd);
+ * configuration. */
+void handler_init(const ftpd_config *cfg);
+
+/* The server's reject hook (ss_options.reject): a connection over
+ * --max-clients or --max-per-ip gets "421 Too many connections." and a log
+ * line, then the library closes it. */
+void handler_reject(ss_request *req);
 
 #endif

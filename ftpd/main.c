@@ -1,16 +1,18 @@
 /*
  * main.c - sockserv-ftpd: settings, the libsockserv server, signals.
  *
- * SIGTERM/SIGINT stop the accept loop and make a shutdown pipe readable;
- * every session polls that pipe, so idle sessions say 421 and end while
- * running transfers go on until they finish or the drain deadline passes.
- * SIGHUP reopens the log files.
+ * SIGTERM/SIGINT begin the library's graceful stop (ss_shutdown_on_signal
+ * with opt.stop_grace): the server stops accepting, idle sessions say 421
+ * and end at once (their wait for a command watches the stop), and running
+ * transfers get --stop-grace seconds before the library shuts their
+ * control connection's input; a second signal cuts at once. Connection
+ * limits are the library's too (max_connections, max_per_peer). SIGHUP
+ * reopens the log files.
  */
 #include <errno.h>
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,37 +23,18 @@
 
 #include "auth.h"
 #include "config.h"
-#include "connlimit.h"
 #include "defs.h"
 #include "handler.h"
 #include "listbudget.h"
+#include "listfmt.h"
 #include "log.h"
 #include "login.h"
+#include "pasvshare.h"
 #include "secfile.h"
 #include "throttle.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
-/* Extra time past the transfers' drain deadline for sessions to close. */
-#define DRAIN_SLACK 5
-
-static ss_server *g_server;
-static int g_stop_pipe[2] = {-1, -1};
-
-static void on_stop(int signo)
-{
-    int saved = errno;
-
-    (void)signo;
-    if (g_server != NULL)
-        ss_shutdown_async(g_server);
-    /* Never read: once written, the pipe stays readable for every session,
-     * in every thread and every forked session process. */
-    if (write(g_stop_pipe[1], "x", 1) < 0) {
-        /* Full or closed: the pipe is already readable, nothing to add. */
-    }
-    errno = saved;
-}
 
 static void on_hup(int signo)
 {
@@ -68,16 +51,17 @@ static void on_error(ss_server *srv, ss_request *req, int err)
         log_msg("server: %s", strerror(err));
 }
 
-static int install_signals(void)
+/* The stop signals are the library's (ss_shutdown_on_signal); SIGHUP only
+ * asks for the logs to be reopened, and SIGPIPE is ignored because
+ * sendfile(2) on a data connection the client closed would raise it. */
+static int install_signals(ss_server *srv)
 {
     struct sigaction sa;
 
+    if (ss_shutdown_on_signal(srv, SIGTERM) < 0 || ss_shutdown_on_signal(srv, SIGINT) < 0)
+        return -1;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: the serving thread's poll must wake up. */
-    sa.sa_handler = on_stop;
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-        return -1;
     sa.sa_handler = on_hup;
     sa.sa_flags = SA_RESTART;
     if (sigaction(SIGHUP, &sa, NULL) < 0)
@@ -85,6 +69,19 @@ static int install_signals(void)
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Look up a user and a group name once before serving, as listings will:
+ * glibc sets up its name-service state on the first lookup, and if that
+ * allocation fails (out of memory in a session) it crashes in
+ * nss_database_check_reload_and_get instead of failing the lookup. Made
+ * here, the state exists before any session needs it. */
+static void warm_up_nss(void)
+{
+    char name[64], scratch[4096];
+
+    listfmt_lookup_id(true, (unsigned)getuid(), name, sizeof(name), scratch, sizeof(scratch));
+    listfmt_lookup_id(false, (unsigned)getgid(), name, sizeof(name), scratch, sizeof(scratch));
 }
 
 /* One file root is about to open for the --run-as user: refuse it (one
@@ -184,6 +181,7 @@ static int drop_privileges(const ftpd_config *cfg)
 int main(int argc, char **argv)
 {
     static ftpd_config cfg;
+    ss_server *srv;
     ss_options opt;
     char addr[sizeof(cfg.listen) + 64];
     const char *which = NULL;
@@ -215,14 +213,16 @@ int main(int argc, char **argv)
         fprintf(stderr, FTPD_NAME ": --root: %s: %s\n", cfg.root, strerror(errno));
         return EXIT_CONFIG;
     }
-    if (connlimit_init(cfg.max_clients, cfg.max_per_ip, cfg.ipv6_prefix) < 0 ||
+    /* Each session holds at most one passive listener, so the session
+     * limit bounds the table. */
+    if (pasvshare_init(cfg.max_clients, cfg.max_pasv_per_ip, cfg.ipv6_prefix) < 0 ||
         throttle_init(cfg.max_login_fails, cfg.ban_time, cfg.ipv6_prefix) < 0 ||
-        listbudget_init(cfg.max_listing_memory) < 0 ||
-        pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        listbudget_init(cfg.max_listing_memory) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;
     }
-    handler_init(&cfg, g_stop_pipe[0]);
+    handler_init(&cfg);
+    warm_up_nss();
 
     ss_options_init(&opt);
     opt.address = cfg.listen;
@@ -231,28 +231,38 @@ int main(int argc, char **argv)
     opt.allow_reuse_address = true;
     opt.request_queue_size = 128;
     opt.block_on_close = true;
-    /* Room above max-clients so refused connections still get their 421. */
-    opt.max_children = cfg.max_clients + 16;
+    /* The session limits, counted by the library in every mode; in forking
+     * mode a slot comes back when the session process is reaped, however
+     * it ended (SIGKILL too). Over a limit: handler_reject's 421. */
+    opt.max_connections = cfg.max_clients;
+    opt.max_per_peer = cfg.max_per_ip;
+    opt.peer_prefix6 = cfg.ipv6_prefix;
+    opt.reject = handler_reject;
+    /* Forking mode stops accepting once max_children sessions run; one
+     * more than the session limit lets the loop take the connection over
+     * the limit and answer it 421 (in the loop, no process is made for it)
+     * instead of leaving it unanswered in the listen backlog. */
+    opt.max_children = cfg.max_clients + 1;
     opt.disable_nagle_algorithm = true;
-    opt.request_timeout = (double)cfg.idle_timeout;
+    opt.stop_grace = (double)cfg.stop_grace;
     opt.handle_error = on_error;
-    g_server = ss_server_new(&opt, &ftpd_handler);
-    if (g_server == NULL) {
+    srv = ss_server_new(&opt, &ftpd_handler);
+    if (srv == NULL) {
         int err = errno; /* fprintf may change errno */
 
         fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(err));
         return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
     }
     if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
-        ss_server_free(g_server);
+        ss_server_free(srv);
         return EXIT_CONFIG;
     }
-    if (install_signals() < 0) {
+    if (install_signals(srv) < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
-        ss_server_free(g_server);
+        ss_server_free(srv);
         return EXIT_RUNTIME;
     }
-    if (ss_server_address_str(g_server, addr, sizeof(addr)) == NULL)
+    if (ss_server_address_str(srv, addr, sizeof(addr)) == NULL)
         snprintf(addr, sizeof(addr), "%s", cfg.listen);
     printf("listening on %s\n", addr);
     fflush(stdout);
@@ -261,16 +271,14 @@ int main(int argc, char **argv)
             cfg.anonymous ? "on" : "off",
             cfg.anonymous && cfg.anonymous_write ? " (may write)" : "");
 
-    rc = ss_serve_forever(g_server, FTPD_POLL_INTERVAL);
-    on_stop(0);
-    log_msg("stopping: %u session(s) running", ss_server_active(g_server));
-    if (ss_server_drain(g_server, FTPD_DRAIN_TIMEOUT + DRAIN_SLACK) < 0) {
-        log_msg("exiting with %u session(s) still running", ss_server_active(g_server));
-        log_close();
-        exit(rc < 0 ? EXIT_RUNTIME : 0);
-    }
-    ss_server_free(g_server);
-    g_server = NULL;
+    /* Returns once a stop signal's graceful stop is over: the sessions
+     * have ended, or were cut at the end of the grace. */
+    rc = ss_serve_forever(srv, FTPD_POLL_INTERVAL);
+    if (ss_server_active(srv) > 0)
+        log_msg("stopping: %u session(s) still running", ss_server_active(srv));
+    /* Waits for whatever still runs (its input is shut down first), and
+     * gives the stop signals their previous actions back. */
+    ss_server_free(srv);
     auth_free();
     log_msg("stopped");
     log_close();

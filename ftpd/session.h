@@ -63,8 +63,6 @@ struct session {
     socklen_t local_len;
     char peer_host[INET6_ADDRSTRLEN]; /* client IP as text */
     char peer_str[INET6_ADDRSTRLEN + 16];
-    bool counted;                  /* holds a connlimit slot */
-    bool refused;                  /* over a limit: say 421 and end */
     time_t started;
 
     /* login */
@@ -86,6 +84,7 @@ struct session {
     bool epsv_all;
     data_mode dmode;
     int pasv_fd;
+    bool pasv_counted;             /* pasv_fd holds an entry in pasvshare */
     long long pasv_deadline_ms;    /* monotonic ms: an unused pasv_fd closes then */
     struct sockaddr_storage port_addr;
     socklen_t port_len;
@@ -95,18 +94,15 @@ struct session {
     /* command state */
     bool have_rnfr;
     char rnfr[VFS_PATH_MAX];
-    struct {                       /* control.c's line buffer; nothing else */
-        char buf[FTPD_LINE_MAX + 4]; /* bytes read, not yet a whole line */
-        size_t len;
-        size_t dropped;            /* bytes of an over-long line discarded */
-    } in;
+    /* control.c's view of the library's input buffer; nothing else */
+    size_t in_stalled;             /* bytes buffered that were no whole line */
+    bool in_discarding;            /* an over-long line's tail is yet to come */
     char line[FTPD_LINE_MAX + 4];  /* the line last read */
     char cmd[FTPD_LINE_MAX + 4];   /* the command being served: a copy, so
                                       lines read mid-transfer leave it alone */
     bool have_pending;             /* a command that arrived mid-transfer */
     char pending[FTPD_LINE_MAX + 4];
     bool quit;                     /* close after the current command */
-    bool shutdown_seen;            /* the server is stopping */
     /* Set by the handler: the command table's answer to a line that
      * arrives mid-transfer, so the layers below never call the table. */
     busy_command_fn busy_command;

@@ -3,7 +3,7 @@
  * connection, and digests a file for HASH.
  *
  * While data moves, the loop polls the data socket, the control socket and
- * the server's shutdown descriptor, so ABOR and STAT are served at once: a
+ * the server's stop descriptor (ss_server_stop_fd), so ABOR and STAT are served at once: a
  * command line that arrives goes to the session's busy_command callback
  * (the command table's answer, set by the handler), and this file never
  * calls the command table itself. HASH goes through the same loop
@@ -37,29 +37,28 @@ typedef struct turn_state {
     session *s;
     int data_fd;
     bool ctrl_blocked; /* a deferred command waits: stop reading */
-    bool draining;     /* shutdown seen: the drain deadline runs */
-    struct timespec drain_start;
+    bool draining;     /* the server is stopping: the library's grace runs */
     struct timespec last_progress;
 } turn_state;
 
 /* One turn's wait. Returns a result to stop with, or -1 to go on; *data_ok
- * tells whether the data socket is ready. */
+ * tells whether the data socket is ready.
+ *
+ * Once the server stops, a transfer goes on for the library's grace
+ * (opt.stop_grace); at its end the library shuts down the control
+ * connection's input, which this loop sees as the end of input (or, while a
+ * command waits and the socket is not read, as POLLRDHUP): the transfer
+ * then ends with XFER_SHUTDOWN. */
 static int wait_turn(turn_state *ts, short data_events, bool *data_ok)
 {
     session *s = ts->s;
     struct pollfd p[3];
     nfds_t n = 0;
     long timeout = (long)s->cfg->data_timeout * 1000 - ftpd_ms_since(&ts->last_progress);
+    int stop_fd = ss_server_stop_fd(ss_request_server(s->req));
     int ctrl_i = -1, sd_i = -1, r;
 
     *data_ok = false;
-    if (ts->draining) {
-        long left = (long)FTPD_DRAIN_TIMEOUT * 1000 - ftpd_ms_since(&ts->drain_start);
-        if (left <= 0)
-            return XFER_SHUTDOWN;
-        if (left < timeout)
-            timeout = left;
-    }
     if (timeout <= 0)
         return XFER_TIMEOUT;
     if (!ts->ctrl_blocked && control_input_pending(s))
@@ -67,25 +66,27 @@ static int wait_turn(turn_state *ts, short data_events, bool *data_ok)
     p[n].fd = ts->data_fd;
     p[n].events = data_events;
     p[n++].revents = 0;
-    if (!ts->ctrl_blocked) {
+    if (!ts->ctrl_blocked || ts->draining) {
         ctrl_i = (int)n;
         p[n].fd = s->ctrl_fd;
-        p[n].events = POLLIN;
+        p[n].events = ts->ctrl_blocked ? POLLRDHUP : POLLIN;
         p[n++].revents = 0;
     }
-    if (!ts->draining && control_shutdown_fd() >= 0) {
+    if (!ts->draining && stop_fd >= 0) {
         sd_i = (int)n;
-        p[n].fd = control_shutdown_fd();
+        p[n].fd = stop_fd;
         p[n].events = POLLIN;
         p[n++].revents = 0;
     }
     r = poll(p, n, (int)timeout);
     if (r < 0)
         return errno == EINTR ? -1 : XFER_DATA_FAILED;
-    if (sd_i >= 0 && (p[sd_i].revents & POLLIN)) {
+    if (sd_i >= 0 && (p[sd_i].revents & POLLIN))
         ts->draining = true;
-        s->shutdown_seen = true;
-        clock_gettime(CLOCK_MONOTONIC, &ts->drain_start);
+    if (ts->ctrl_blocked && ctrl_i >= 0 &&
+        (p[ctrl_i].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+        s->quit = true;
+        return XFER_SHUTDOWN;
     }
     if (!ts->ctrl_blocked &&
         ((ctrl_i >= 0 && p[ctrl_i].revents != 0) || control_input_pending(s))) {
@@ -96,11 +97,7 @@ static int wait_turn(turn_state *ts, short data_events, bool *data_ok)
         if (c == XCMD_DEFER)
             ts->ctrl_blocked = true;
         if (c == XCMD_LOST)
-            return XFER_CTRL_LOST;
-        if (s->shutdown_seen && !ts->draining) {
-            ts->draining = true;
-            clock_gettime(CLOCK_MONOTONIC, &ts->drain_start);
-        }
+            return ts->draining ? XFER_SHUTDOWN : XFER_CTRL_LOST;
     }
     *data_ok = (p[0].revents & (data_events | POLLHUP | POLLERR)) != 0;
     return -1;
@@ -174,7 +171,7 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
     }
 
     /* Bounded: each turn moves data, serves a command or uses up time from
-     * the data timeout / drain deadline. */
+     * the data timeout, or ends at the stop's cut. */
     for (;;) {
         bool ready;
         int w;
@@ -292,6 +289,11 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
              * transfer aborted by ABOR does. */
             if (reply(s, 426, "Transfer aborted before the data connection.") == 0)
                 reply(s, 226, "ABOR successful.");
+        } else if (e == ESHUTDOWN) {
+            /* The stop gives time to transfers that run, not to one that
+             * has not begun: the session ends as an idle one does. */
+            reply(s, 421, "Server shutting down.");
+            s->quit = true;
         } else if (was_prepared) {
             log_msg("%s: data connection failed: %s", s->peer_str, strerror(e));
             reply(s, 425, "Cannot open data connection.");
@@ -309,9 +311,8 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
     s->xfer.active = true;
     /* A command kept while the connection was awaited keeps its place. */
     ts.ctrl_blocked = s->have_pending;
-    ts.draining = s->shutdown_seen;
+    ts.draining = ss_server_stopping(ss_request_server(s->req));
     clock_gettime(CLOCK_MONOTONIC, &ts.last_progress);
-    ts.drain_start = ts.last_progress;
     if (job->direction == 'i')
         res = recv_loop(&ts, job, bytes, err);
     else
@@ -336,7 +337,7 @@ static bool ctrl_hung_up(const session *s)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* A look at the control connection and the shutdown descriptor between two
+/* A look at the control connection and the stop descriptor between two
  * digest steps; never waits, as the file always polls ready. Returns a
  * result to stop with, or -1 to go on. */
 static int digest_turn(turn_state *ts)
@@ -375,12 +376,11 @@ xfer_result xfer_digest(session *s, const xfer_digest_job *job, char *hex, size_
     ts.s = s;
     /* wait_turn polls its data descriptor; a regular file always polls
      * ready, so each turn only takes what the control connection and the
-     * shutdown descriptor have and never sleeps. */
+     * stop descriptor have and never sleeps. */
     ts.data_fd = job->file_fd;
     ts.ctrl_blocked = s->have_pending;
-    ts.draining = s->shutdown_seen;
+    ts.draining = ss_server_stopping(ss_request_server(s->req));
     clock_gettime(CLOCK_MONOTONIC, &ts.last_progress);
-    ts.drain_start = ts.last_progress;
     s->xfer.direction = 'h';
     snprintf(s->xfer.path, sizeof(s->xfer.path), "%s", job->path != NULL ? job->path : "");
     s->xfer.done = 0;
@@ -406,7 +406,7 @@ xfer_result xfer_digest(session *s, const xfer_digest_job *job, char *hex, size_
     }
     (void)posix_fadvise(job->file_fd, job->start, job->end - job->start, POSIX_FADV_SEQUENTIAL);
     /* Bounded by the range: each turn digests a block, ends, or stops on
-     * what the control connection or the shutdown descriptor says. */
+     * what the control connection or the stop descriptor says. */
     while (pos < job->end) {
         size_t want = job->end - pos < (off_t)FTPD_HASH_READ ? (size_t)(job->end - pos)
                                                              : (size_t)FTPD_HASH_READ;

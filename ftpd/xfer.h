@@ -33,7 +33,7 @@ typedef enum xfer_result {
     XFER_DATA_FAILED,    /* the data connection broke */
     XFER_FILE_FAILED,    /* reading or writing the file failed (errno kept) */
     XFER_TIMEOUT,        /* no progress within the data timeout */
-    XFER_SHUTDOWN,       /* the server stopped and the drain deadline passed */
+    XFER_SHUTDOWN,       /* the server's stop ended it (a transfer: at the grace's end) */
     XFER_CTRL_LOST       /* the control connection closed */
 } xfer_result;
 
