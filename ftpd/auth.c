@@ -110,13 +110,17 @@ static int parse_line(char *line, const char *path, unsigned lineno)
         return -1;
     }
     if (hash[0] != '$' || strlen(hash) < 4) {
-        fprintf(stderr, FTPD_NAME ": %s:%u: user %s: password hash must be a crypt string "
-                "such as 'openssl passwd -6' makes\n", path, lineno, name);
+        fprintf(stderr,
+                FTPD_NAME ": %s:%u: user %s: password hash must be a crypt string "
+                          "such as 'openssl passwd -6' makes\n",
+                path, lineno, name);
         return -1;
     }
     if (!home_ok(home)) {
-        fprintf(stderr, FTPD_NAME ": %s:%u: user %s: home must be relative to the root, "
-                "without '..'\n", path, lineno, name);
+        fprintf(stderr,
+                FTPD_NAME ": %s:%u: user %s: home must be relative to the root, "
+                          "without '..'\n",
+                path, lineno, name);
         return -1;
     }
     for (size_t i = 0; i < naccounts; i++) {
@@ -126,8 +130,7 @@ static int parse_line(char *line, const char *path, unsigned lineno)
         }
     }
     if (naccounts >= FTPD_USERS_MAX) {
-        fprintf(stderr, FTPD_NAME ": %s:%u: more than %d users\n", path, lineno,
-                FTPD_USERS_MAX);
+        fprintf(stderr, FTPD_NAME ": %s:%u: more than %d users\n", path, lineno, FTPD_USERS_MAX);
         return -1;
     }
     grown = realloc(accounts, (naccounts + 1) * sizeof(*accounts));
@@ -170,8 +173,8 @@ int auth_load(const char *path)
             goto out;
         }
         end = line + strlen(line);
-        while (end > line && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
-                              end[-1] == '\t'))
+        while (end > line &&
+               (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
             *--end = '\0';
         while (*p == ' ' || *p == '\t')
             p++;

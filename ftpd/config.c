@@ -19,16 +19,14 @@
 #include "defs.h"
 #include "secfile.h"
 
-enum opt_kind {
-    OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4
-};
+enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4 };
 
 typedef struct opt_def {
-    const char *name;     /* long option without "--" */
+    const char *name; /* long option without "--" */
     enum opt_kind kind;
-    size_t offset;        /* of the field in ftpd_config */
-    size_t size;          /* of a string field */
-    unsigned lo, hi;      /* bounds of a number */
+    size_t offset;   /* of the field in ftpd_config */
+    size_t size;     /* of a string field */
+    unsigned lo, hi; /* bounds of a number */
 } opt_def;
 
 #define STR_FIELD(f) offsetof(ftpd_config, f), sizeof(((ftpd_config *)0)->f)
@@ -101,8 +99,7 @@ static void usage(FILE *out)
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
             FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_STOP_GRACE,
-            FTPD_DEFAULT_IPV6_PREFIX,
-            FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
+            FTPD_DEFAULT_IPV6_PREFIX, FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
 }
 
 /* Keys match when equal after removing '-' and '_', so "anonymous-write",

@@ -8,38 +8,38 @@
 #ifndef FTPD_CONFIG_H
 #define FTPD_CONFIG_H
 
-#include <stdbool.h>
 #include <limits.h>
+#include <stdbool.h>
 
 #include <sockserv.h>
 
 typedef struct ftpd_config {
-    char listen[256];        /* library address string */
-    char root[PATH_MAX];     /* absolute real path of the served tree */
-    char users[PATH_MAX];    /* users file, "" = none */
-    bool anonymous;          /* anonymous logins allowed */
-    bool anonymous_set;      /* anonymous given explicitly (on or off) */
-    bool anonymous_write;    /* anonymous users may upload new files and MKD */
-    bool anonymous_modify;   /* ... and also delete, rename, overwrite, chmod */
-    unsigned pasv_lo;        /* passive port range, 0-0 = any free port */
+    char listen[256];      /* library address string */
+    char root[PATH_MAX];   /* absolute real path of the served tree */
+    char users[PATH_MAX];  /* users file, "" = none */
+    bool anonymous;        /* anonymous logins allowed */
+    bool anonymous_set;    /* anonymous given explicitly (on or off) */
+    bool anonymous_write;  /* anonymous users may upload new files and MKD */
+    bool anonymous_modify; /* ... and also delete, rename, overwrite, chmod */
+    unsigned pasv_lo;      /* passive port range, 0-0 = any free port */
     unsigned pasv_hi;
-    char pasv_address[64];   /* IPv4 address announced in 227, "" = local */
+    char pasv_address[64]; /* IPv4 address announced in 227, "" = local */
     unsigned max_clients;
     unsigned max_per_ip;
-    unsigned idle_timeout;   /* seconds */
-    unsigned data_timeout;   /* seconds */
-    unsigned login_timeout;  /* seconds from connect to a successful login */
-    unsigned stop_grace;     /* seconds transfers may run on after SIGTERM */
-    unsigned ipv6_prefix;    /* prefix length that counts as one IPv6 client */
-    unsigned max_pasv_per_ip; /* passive listeners per client address, 0 = auto */
-    unsigned max_login_fails; /* per address and per account, 0 = no bans */
-    unsigned ban_time;       /* seconds */
+    unsigned idle_timeout;                 /* seconds */
+    unsigned data_timeout;                 /* seconds */
+    unsigned login_timeout;                /* seconds from connect to a successful login */
+    unsigned stop_grace;                   /* seconds transfers may run on after SIGTERM */
+    unsigned ipv6_prefix;                  /* prefix length that counts as one IPv6 client */
+    unsigned max_pasv_per_ip;              /* passive listeners per client address, 0 = auto */
+    unsigned max_login_fails;              /* per address and per account, 0 = no bans */
+    unsigned ban_time;                     /* seconds */
     unsigned long long max_listing_memory; /* bytes, all listings together */
     unsigned long long hash_max_size;      /* bytes; larger files get 550 */
-    ss_mode mode;            /* SS_MODE_THREADING or SS_MODE_FORKING */
-    char log[PATH_MAX];      /* session log, "" = stderr */
-    char xferlog[PATH_MAX];  /* transfer log, "" = none */
-    char run_as[64];         /* system user to become after binding, "" = stay */
+    ss_mode mode;                          /* SS_MODE_THREADING or SS_MODE_FORKING */
+    char log[PATH_MAX];                    /* session log, "" = stderr */
+    char xferlog[PATH_MAX];                /* transfer log, "" = none */
+    char run_as[64];                       /* system user to become after binding, "" = stay */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

@@ -46,15 +46,15 @@ void log_quote(const char *in, char *out, size_t size);
 
 /* One transfer, for both logs. */
 typedef struct log_xfer_info {
-    time_t start;             /* when the transfer began */
-    const char *host;         /* client address, without port */
-    off_t bytes;              /* bytes moved */
-    const char *path;         /* virtual path of the file */
-    bool ascii;               /* TYPE A */
-    char direction;           /* 'o' download, 'i' upload */
+    time_t start;     /* when the transfer began */
+    const char *host; /* client address, without port */
+    off_t bytes;      /* bytes moved */
+    const char *path; /* virtual path of the file */
+    bool ascii;       /* TYPE A */
+    char direction;   /* 'o' download, 'i' upload */
     bool anonymous;
-    const char *user;         /* login name (anonymous: the password given,
-                                 logged as such) */
+    const char *user; /* login name (anonymous: the password given,
+                         logged as such) */
     bool complete;
 } log_xfer_info;
 

@@ -166,8 +166,7 @@ static int drop_privileges(const ftpd_config *cfg)
     }
     if (log_hand_over(pw.pw_uid, pw.pw_gid, &which) < 0)
         fprintf(stderr, FTPD_NAME ": --run-as: fchown %s: %s\n", which, strerror(errno));
-    if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 ||
-        setuid(pw.pw_uid) < 0) {
+    if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 || setuid(pw.pw_uid) < 0) {
         fprintf(stderr, FTPD_NAME ": --run-as %s: %s\n", cfg->run_as, strerror(errno));
         return -1;
     }
@@ -267,8 +266,7 @@ int main(int argc, char **argv)
     printf("listening on %s\n", addr);
     fflush(stdout);
     log_msg("listening on %s, root %s, %s mode, anonymous %s%s", addr, cfg.root,
-            cfg.mode == SS_MODE_FORKING ? "forking" : "threading",
-            cfg.anonymous ? "on" : "off",
+            cfg.mode == SS_MODE_FORKING ? "forking" : "threading", cfg.anonymous ? "on" : "off",
             cfg.anonymous && cfg.anonymous_write ? " (may write)" : "");
 
     /* Returns once a stop signal's graceful stop is over: the sessions

@@ -27,8 +27,8 @@
 #define VFS_PATH_MAX 4096 /* longest virtual path, bytes including NUL */
 
 typedef struct vfs {
-    int root_fd;              /* O_PATH | O_DIRECTORY descriptor of the root */
-    char cwd[VFS_PATH_MAX];   /* virtual current directory, starts "/" */
+    int root_fd;            /* O_PATH | O_DIRECTORY descriptor of the root */
+    char cwd[VFS_PATH_MAX]; /* virtual current directory, starts "/" */
 } vfs;
 
 /* Open root_dir (a real path) as the session root; cwd becomes "/". */

@@ -29,10 +29,10 @@ typedef enum data_mode {
 /* What STAT reports while a transfer runs. */
 typedef struct xfer_progress {
     bool active;
-    char direction;           /* 'o' to the client, 'i' from it */
+    char direction; /* 'o' to the client, 'i' from it */
     char path[VFS_PATH_MAX];
     off_t done;
-    off_t total;              /* -1 when unknown */
+    off_t total; /* -1 when unknown */
 } xfer_progress;
 
 /* MLST facts, in the order FEAT lists them: type size modify perm unique. */
@@ -57,7 +57,7 @@ struct session {
     ss_request *req;
     const ftpd_config *cfg;
     int ctrl_fd;
-    struct sockaddr_storage peer;  /* client address */
+    struct sockaddr_storage peer; /* client address */
     socklen_t peer_len;
     struct sockaddr_storage local; /* our end of the control connection */
     socklen_t local_len;
@@ -69,40 +69,40 @@ struct session {
     bool have_user;
     bool logged_in;
     bool anonymous;
-    bool can_write;                /* may upload new files and make folders */
-    bool can_modify;               /* may also overwrite, append, rename, delete, chmod */
-    long long login_deadline_ms;   /* monotonic ms: log in by then or be closed */
+    bool can_write;              /* may upload new files and make folders */
+    bool can_modify;             /* may also overwrite, append, rename, delete, chmod */
+    long long login_deadline_ms; /* monotonic ms: log in by then or be closed */
     char user[FTPD_USER_MAX];
-    char ident[FTPD_USER_MAX];     /* anonymous password, for the xferlog */
+    char ident[FTPD_USER_MAX]; /* anonymous password, for the xferlog */
     int login_failures;
     vfs fs;
     bool fs_open;
 
     /* transfer parameters */
-    char type;                     /* 'A' or 'I' */
-    off_t rest;                    /* REST offset for the next transfer */
+    char type;  /* 'A' or 'I' */
+    off_t rest; /* REST offset for the next transfer */
     bool epsv_all;
     data_mode dmode;
     int pasv_fd;
-    bool pasv_counted;             /* pasv_fd holds an entry in pasvshare */
-    long long pasv_deadline_ms;    /* monotonic ms: an unused pasv_fd closes then */
+    bool pasv_counted;          /* pasv_fd holds an entry in pasvshare */
+    long long pasv_deadline_ms; /* monotonic ms: an unused pasv_fd closes then */
     struct sockaddr_storage port_addr;
     socklen_t port_len;
     const char *hash_algo;
-    unsigned mlst_facts;           /* MLST_* bits selected by OPTS MLST */
+    unsigned mlst_facts; /* MLST_* bits selected by OPTS MLST */
 
     /* command state */
     bool have_rnfr;
     char rnfr[VFS_PATH_MAX];
     /* control.c's view of the library's input buffer; nothing else */
-    size_t in_stalled;             /* bytes buffered that were no whole line */
-    bool in_discarding;            /* an over-long line's tail is yet to come */
-    char line[FTPD_LINE_MAX + 4];  /* the line last read */
-    char cmd[FTPD_LINE_MAX + 4];   /* the command being served: a copy, so
-                                      lines read mid-transfer leave it alone */
-    bool have_pending;             /* a command that arrived mid-transfer */
+    size_t in_stalled;            /* bytes buffered that were no whole line */
+    bool in_discarding;           /* an over-long line's tail is yet to come */
+    char line[FTPD_LINE_MAX + 4]; /* the line last read */
+    char cmd[FTPD_LINE_MAX + 4];  /* the command being served: a copy, so
+                                     lines read mid-transfer leave it alone */
+    bool have_pending;            /* a command that arrived mid-transfer */
     char pending[FTPD_LINE_MAX + 4];
-    bool quit;                     /* close after the current command */
+    bool quit; /* close after the current command */
     /* Set by the handler: the command table's answer to a line that
      * arrives mid-transfer, so the layers below never call the table. */
     busy_command_fn busy_command;
@@ -111,8 +111,8 @@ struct session {
     unsigned long long bytes_in, bytes_out;
     unsigned files_in, files_out;
 
-    unsigned char *buf;            /* FTPD_XFER_BUF bytes */
-    unsigned char *abuf;           /* 2 * FTPD_XFER_BUF for ASCII conversion */
+    unsigned char *buf;  /* FTPD_XFER_BUF bytes */
+    unsigned char *abuf; /* 2 * FTPD_XFER_BUF for ASCII conversion */
 };
 
 #endif

@@ -16,34 +16,34 @@
 typedef ssize_t (*xfer_source)(void *ctx, void *buf, size_t cap);
 
 typedef struct xfer_job {
-    char direction;           /* 'o': source -> client, 'i': client -> file */
-    int file_fd;              /* file to read or write; -1 with a source */
-    xfer_source source;       /* or send what this produces (listings), */
-    void *source_ctx;         /* pulled as the data connection takes it */
-    bool ascii;               /* convert line ends (not for a source) */
-    off_t total;              /* for STAT; -1 unknown */
-    const char *path;         /* virtual path, for STAT */
-    const char *opening;      /* text of the 150 reply */
+    char direction;      /* 'o': source -> client, 'i': client -> file */
+    int file_fd;         /* file to read or write; -1 with a source */
+    xfer_source source;  /* or send what this produces (listings), */
+    void *source_ctx;    /* pulled as the data connection takes it */
+    bool ascii;          /* convert line ends (not for a source) */
+    off_t total;         /* for STAT; -1 unknown */
+    const char *path;    /* virtual path, for STAT */
+    const char *opening; /* text of the 150 reply */
 } xfer_job;
 
 typedef enum xfer_result {
-    XFER_DONE = 0,       /* all bytes moved */
-    XFER_NO_CONN,        /* no data connection: 425 already sent */
-    XFER_ABORTED,        /* ABOR arrived */
-    XFER_DATA_FAILED,    /* the data connection broke */
-    XFER_FILE_FAILED,    /* reading or writing the file failed (errno kept) */
-    XFER_TIMEOUT,        /* no progress within the data timeout */
-    XFER_SHUTDOWN,       /* the server's stop ended it (a transfer: at the grace's end) */
-    XFER_CTRL_LOST       /* the control connection closed */
+    XFER_DONE = 0,    /* all bytes moved */
+    XFER_NO_CONN,     /* no data connection: 425 already sent */
+    XFER_ABORTED,     /* ABOR arrived */
+    XFER_DATA_FAILED, /* the data connection broke */
+    XFER_FILE_FAILED, /* reading or writing the file failed (errno kept) */
+    XFER_TIMEOUT,     /* no progress within the data timeout */
+    XFER_SHUTDOWN,    /* the server's stop ended it (a transfer: at the grace's end) */
+    XFER_CTRL_LOST    /* the control connection closed */
 } xfer_result;
 
 /* What HASH digests; the caller has opened the file and checked the size
  * against --hash-max-size. */
 typedef struct xfer_digest_job {
-    int file_fd;              /* regular file, read with pread */
-    const char *algo;         /* a name hash_lookup knows */
-    off_t start, end;         /* bytes [start, end) */
-    const char *path;         /* virtual path, for STAT */
+    int file_fd;      /* regular file, read with pread */
+    const char *algo; /* a name hash_lookup knows */
+    off_t start, end; /* bytes [start, end) */
+    const char *path; /* virtual path, for STAT */
 } xfer_digest_job;
 
 /* Digest the job's bytes into hex (NUL-terminated, size bytes of room), in
