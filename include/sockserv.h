@@ -261,8 +261,12 @@ SS_API ss_server *ss_server_new(const ss_options *opt, const ss_handler *h);
 
 /* Serve until ss_shutdown()/ss_shutdown_async(). poll_interval (seconds)
  * bounds how often service_actions runs when idle; shutdown itself wakes the
- * loop at once. Returns 0 after a shutdown, -1 on error (errno ECANCELED when
- * a sync-mode handler returned SS_ABORT). A server may be served again. */
+ * loop at once, and so does the end of a forked child, which is reaped then
+ * (its connection closed, its slot given back) -- except on kernels without
+ * pidfd_open (before 5.3), where the reap waits for the next turn, at most
+ * poll_interval away. Returns 0 after a shutdown, -1 on error (errno
+ * ECANCELED when a sync-mode handler returned SS_ABORT). A server may be
+ * served again. */
 SS_API int ss_serve_forever(ss_server *srv, double poll_interval);
 
 /* Wait for and handle one request, waiting at most opt.timeout (if >= 0).

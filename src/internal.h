@@ -101,6 +101,8 @@ struct ss_server {
     void *mode_state;
     ss__limits *limits;         /* connection accounting, NULL = off */
     int mode_wait_fd;           /* readable when acquire may succeed again */
+    int mode_service_fd;        /* readable when the mode's service has work
+                                   (forking: a child ended); -1 none */
 
     int fd;                     /* listening / receiving socket */
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
@@ -189,7 +191,11 @@ void ss__close_server_socket(ss_server *srv);
  * requested ends the call with EINTR instead of a retry. */
 ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n);
 ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n);
-int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2);
+/* Poll up to SS__POLL_MAX descriptors for input (negative ones are left
+ * out); ready[i] says whether fds[i] is readable (or has an error). Returns
+ * poll's result: -1 with errno on failure (EINTR included). */
+#define SS__POLL_MAX 4
+int ss__poll(const int *fds, bool *ready, int n, int timeout_ms);
 int ss__set_sock_timeout(int fd, double seconds);
 double ss__now(void);
 int ss__ms_until(double deadline);

@@ -172,6 +172,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->wakefd = -1;
     srv->stopfd = -1;
     srv->mode_wait_fd = -1;
+    srv->mode_service_fd = -1;
     srv->mode = mode;
     if (h != NULL)
         srv->handler = *h;
@@ -531,11 +532,12 @@ static void service_actions(ss_server *srv)
 }
 
 /* Wait until the server socket is readable (or the mode can take work
- * again), a stop is requested, or timeout_ms passes. Returns 1 when a
- * request may be waiting, 0 otherwise. */
+ * again), a stop is requested, or timeout_ms passes. The mode's service
+ * descriptor is watched too: when it is readable (a forked child ended) the
+ * service runs at once. Returns 1 when a request may be waiting, 0
+ * otherwise. */
 static int wait_ready(ss_server *srv, int timeout_ms)
 {
-    bool sock_ready, wake_ready;
     int fd;
 
     if (srv->backoff_ms > 0) {
@@ -545,19 +547,24 @@ static int wait_ready(ss_server *srv, int timeout_ms)
     } else {
         fd = srv->mode_wait_fd >= 0 ? srv->mode_wait_fd : srv->fd;
     }
-    if (ss__poll(fd, srv->wakefd, timeout_ms, &sock_ready, &wake_ready) < 0)
+    int fds[3] = {fd, srv->wakefd, srv->mode_service_fd};
+    bool ready[3];
+    if (ss__poll(fds, ready, 3, timeout_ms) < 0)
         return 0; /* EINTR: the caller looks at the clock and the flag */
-    if (wake_ready) {
+    if (ready[1]) {
         /* Any write to the wakeup descriptor is a stop request, also one
          * from a forked child that could not set our flag. */
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
         return 0;
     }
+    if (ready[2] && srv->mode->service != NULL)
+        srv->mode->service(srv);
     if (srv->backoff_ms > 0 && fd < 0) {
-        /* The pause is over: try accept() again on the next turn. */
-        return 1;
+        /* The pause is over (unless the service woke us): try accept()
+         * again on the next turn. */
+        return ready[2] ? 0 : 1;
     }
-    return sock_ready ? 1 : 0;
+    return ready[0] ? 1 : 0;
 }
 
 /* One turn of the loop: try first, wait only when nothing is there (under
