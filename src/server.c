@@ -484,8 +484,13 @@ static int admit(ss_server *srv, ss_request *req)
 static int handle_request_noblock(ss_server *srv)
 {
     ss_request *req = srv->mode->acquire(srv);
-    if (req == NULL)
+    if (req == NULL) {
+        /* Full (the mode gave a descriptor to wait on), or no object could
+         * be made: out of memory, as for accept(), pause and retry. */
+        if (srv->mode_wait_fd < 0)
+            start_backoff(srv, errno != 0 ? errno : ENOMEM);
         return 0;
+    }
     int got = ss__get_request(srv, req);
     if (got <= 0) {
         if (got < 0) {
@@ -549,8 +554,19 @@ static int wait_ready(ss_server *srv, int timeout_ms)
     }
     int fds[3] = {fd, srv->wakefd, srv->mode_service_fd};
     bool ready[3];
-    if (ss__poll(fds, ready, 3, timeout_ms) < 0)
-        return 0; /* EINTR: the caller looks at the clock and the flag */
+    if (ss__poll(fds, ready, 3, timeout_ms) < 0) {
+        if (errno == EINTR)
+            return 0; /* the caller looks at the clock and the flag */
+        /* poll itself failed (ENOMEM; EBADF after a misuse): report it
+         * once and pause, as for accept(), rather than spin. The pause
+         * cannot be a poll, so it is a sleep; a signal ends it early. */
+        start_backoff(srv, errno);
+        int ms = timeout_ms >= 0 && timeout_ms < (int)srv->backoff_ms ? timeout_ms
+                                                                      : (int)srv->backoff_ms;
+        struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        (void)nanosleep(&pause, NULL);
+        return 0;
+    }
     if (ready[1]) {
         /* Any write to the wakeup descriptor is a stop request, also one
          * from a forked child that could not set our flag. */
@@ -899,11 +915,19 @@ int ss_server_port(const ss_server *srv)
 
 ss_mode ss_server_mode(const ss_server *srv)
 {
+    if (srv == NULL) {
+        errno = EINVAL;
+        return SS_MODE_SYNC;
+    }
     return srv->opt.mode;
 }
 
 ss_socktype ss_server_type(const ss_server *srv)
 {
+    if (srv == NULL) {
+        errno = EINVAL;
+        return SS_STREAM;
+    }
     return srv->opt.type;
 }
 
