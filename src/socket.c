@@ -46,6 +46,7 @@ int ss__open_server_socket(ss_server *srv)
     socklen_t len;
     int type = srv->opt.type == SS_DATAGRAM ? SOCK_DGRAM : SOCK_STREAM;
     int fd = -1;
+    const char *made = NULL; /* the Unix socket file bind created */
 
     if (ss_parse_address(srv->address, type, &addr, &len) < 0)
         return -1;
@@ -84,6 +85,8 @@ int ss__open_server_socket(ss_server *srv)
 
     if (bind(fd, (const struct sockaddr *)&addr, len) < 0)
         goto fail;
+    if (addr.ss_family == AF_UNIX && ((const struct sockaddr_un *)&addr)->sun_path[0] != '\0')
+        made = ((const struct sockaddr_un *)&addr)->sun_path;
     if (type == SOCK_STREAM && listen(fd, srv->opt.request_queue_size) < 0)
         goto fail;
 
@@ -97,10 +100,8 @@ int ss__open_server_socket(ss_server *srv)
         if (sun->sun_path[0] != '\0' && srv->opt.unlink_stale_unix &&
             lstat(sun->sun_path, &st) == 0) {
             srv->unix_path = strdup(sun->sun_path);
-            if (srv->unix_path == NULL) {
-                (void)unlink(sun->sun_path);
+            if (srv->unix_path == NULL)
                 goto fail;
-            }
             srv->unix_dev = st.st_dev;
             srv->unix_ino = st.st_ino;
         }
@@ -110,6 +111,9 @@ int ss__open_server_socket(ss_server *srv)
 
 fail:;
     int err = errno;
+    /* A failure after bind must not leave the socket file behind. */
+    if (made != NULL)
+        (void)unlink(made);
     ss__close(fd);
     errno = err;
     return -1;
