@@ -218,10 +218,11 @@ static int fork_process(ss_server *srv, ss_request *req)
     pthread_mutex_unlock(&st->mu);
     pid_t pid = fork();
     if (pid < 0) {
+        int err = errno; /* before the lock calls, which may change it */
         pthread_mutex_lock(&st->mu);
         st->pending--;
         pthread_mutex_unlock(&st->mu);
-        ss__handle_error(srv, req, errno);
+        ss__handle_error(srv, req, err);
         ss__shutdown_request(req);
         ss__request_reset(req);
         return 0;
