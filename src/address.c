@@ -70,7 +70,14 @@ static int resolve_host(const char *host, int socktype, struct sockaddr_storage 
         rc = getaddrinfo(host, "0", &hints, &res);
     }
     if (rc != 0 || res == NULL) {
-        errno = (rc == EAI_SYSTEM) ? errno : ENOENT;
+        /* Out of memory, or a resolver that could not answer now, is not
+         * an unknown host. */
+        if (rc == EAI_MEMORY)
+            errno = ENOMEM;
+        else if (rc == EAI_AGAIN)
+            errno = EAGAIN;
+        else if (rc != EAI_SYSTEM)
+            errno = ENOENT;
         return -1;
     }
     if (res->ai_addrlen > sizeof *addr) {
