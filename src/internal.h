@@ -204,6 +204,11 @@ int ss__ms_until(double deadline);
 int ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
 void ss__close(int fd);
 int ss__block_signals(sigset_t *old);
+/* Make threads created with attr start with every asynchronous signal
+ * blocked (glibc 2.32's pthread_attr_setsigmask_np), so that not even the
+ * first instructions of a library thread run an application's handler.
+ * Without it a no-op: the thread blocks them itself (ss__block_signals). */
+int ss__attr_block_signals(pthread_attr_t *attr);
 
 /* stream.c and datagram.c: the rfile/wfile halves. */
 ssize_t ss__stream_fill(ss_request *req);

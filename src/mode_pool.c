@@ -166,6 +166,7 @@ static int pool_init(ss_server *srv)
 
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, srv->opt.thread_stack_size);
+    (void)ss__attr_block_signals(&attr);
     for (unsigned i = 0; i < srv->opt.pool_workers; i++) {
         err = pthread_create(&st->threads[i], &attr, worker, srv);
         if (err != 0)

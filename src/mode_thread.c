@@ -49,6 +49,8 @@ static int thread_init(ss_server *srv)
     pthread_attr_setdetachstate(&st->attr_detached, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&st->attr_joinable, srv->opt.thread_stack_size);
     pthread_attr_setstacksize(&st->attr_detached, srv->opt.thread_stack_size);
+    (void)ss__attr_block_signals(&st->attr_joinable);
+    (void)ss__attr_block_signals(&st->attr_detached);
     srv->mode_state = st;
     return 0;
 }
@@ -110,10 +112,12 @@ static void *request_thread(void *p)
     bool joinable = arg->joinable;
 
     free(arg);
-    /* Signals belong to the application's threads. Blocked here rather
-     * than around pthread_create, so the serving thread never has them
-     * blocked: a stop signal that reaches this thread before this line
-     * only runs the (thread-safe) stop handler. */
+    /* Signals belong to the application's threads. The thread starts
+     * with them blocked where the C library can (ss__attr_block_signals);
+     * elsewhere they are blocked here rather than around pthread_create,
+     * so the serving thread never has them blocked: a stop signal that
+     * reaches this thread before this line only runs the (thread-safe)
+     * stop handler. */
     ss__block_signals(NULL);
     ss__current_server = srv;
     /* Python's process_request_thread: errors were reported by

@@ -229,17 +229,36 @@ void ss__close(int fd)
     errno = saved;
 }
 
+/* The asynchronous signals: all but those raised by faults. */
+static void async_signals(sigset_t *set)
+{
+    sigfillset(set);
+    sigdelset(set, SIGSEGV);
+    sigdelset(set, SIGBUS);
+    sigdelset(set, SIGFPE);
+    sigdelset(set, SIGILL);
+    sigdelset(set, SIGABRT);
+}
+
 /* Block every asynchronous signal in the calling thread; the threads the
  * library creates call this first thing, so signals reach the application's
  * own threads. Signals raised by faults stay deliverable. */
 int ss__block_signals(sigset_t *old)
 {
     sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
+    async_signals(&all);
     return pthread_sigmask(SIG_BLOCK, &all, old) == 0 ? 0 : -1;
+}
+
+int ss__attr_block_signals(pthread_attr_t *attr)
+{
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 32)
+    sigset_t all;
+    async_signals(&all);
+    return pthread_attr_setsigmask_np(attr, &all) == 0 ? 0 : -1;
+#endif
+#endif
+    (void)attr;
+    return 0;
 }
