@@ -64,14 +64,17 @@ struct ss_request {
     char peer[SS__ADDRSTRLEN];
 };
 
-/* A concurrency strategy (Python's mix-ins) as a table of functions. */
+/* A concurrency strategy (Python's mix-ins) as a table of functions. Every
+ * mode counts its running requests in srv->active (ss__active_begin/_end),
+ * which serves ss_server_active, drain, close and the graceful stop alike. */
 typedef struct ss__mode {
-    const char *name;
+    const char *name;   /* in error reports: "sync", "threading", ... */
     bool poll_first;    /* wait for readiness before trying get_request */
     int (*init)(ss_server *srv);
-    /* The request object the next get_request fills, or NULL when the mode
-     * cannot take one now (pool full with SS_POOL_WAIT): the loop then waits
-     * on mode_wait_fd as well as the wakeup descriptor. */
+    /* The request object the next get_request fills, or NULL: when the mode
+     * cannot take one now (pool full with SS_POOL_WAIT) it sets
+     * mode_wait_fd, which the loop then waits on; without it, NULL is a
+     * failure (errno set), which the loop reports and backs off from. */
     ss_request *(*acquire)(ss_server *srv);
     /* Run the request; takes over the object obtained from acquire.
      * Returns 0, or SS_ABORT to stop the serve loop (sync mode). */
@@ -79,14 +82,29 @@ typedef struct ss__mode {
     /* Give back an object from acquire that carries no request to run. */
     void (*release)(ss_server *srv, ss_request *req);
     void (*service)(ss_server *srv);           /* each loop turn (may be NULL) */
-    unsigned (*active)(ss_server *srv);
-    int (*drain)(ss_server *srv, double timeout);
+    /* Take a request out of the reach of cut and destroy, before its
+     * descriptor closes (ss__end_request); NULL when nothing holds it. */
+    void (*unpublish)(ss_server *srv, ss_request *req);
+    /* Drain's wait for a running request to end, for a mode whose requests
+     * end unseen until it looks (forking: poll the children, reap); NULL:
+     * ss__active_end signals the end. Returns by the monotonic deadline. */
+    void (*wait_step)(ss_server *srv, double deadline);
     void (*close)(ss_server *srv);             /* honour block_on_close */
     void (*destroy)(ss_server *srv);           /* after close: free everything */
     /* A graceful stop's cut: shut down the input of every running request
      * (SHUT_RD) so that its handler sees the end of input and ends. */
     void (*cut)(ss_server *srv);
 } ss__mode;
+
+/* The requests running now, in every mode: a count, and a condition
+ * variable for those who wait for it to drop (drain, close, free, the
+ * graceful stop). */
+typedef struct ss__active {
+    atomic_uint n;      /* read without the lock (a signal handler does) */
+    unsigned waiters;   /* under mu: someone waits on cv */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ss__active;
 
 extern const ss__mode ss__mode_sync;
 extern const ss__mode ss__mode_thread;
@@ -124,10 +142,12 @@ struct ss_server {
     bool in_request_child;      /* this copy runs in a forked request child */
     bool closed;
 
-    ss_request *sync_req;       /* reused request object (sync, forking) */
+    ss_request *loop_req;       /* the request object the loop reuses, for
+                                   modes that run (sync) or hand off (fork)
+                                   one request before taking the next */
+    ss__active active;          /* running requests, every mode */
     unsigned backoff_ms;        /* > 0: accept() is paused after EMFILE */
     bool backoff_reported;
-    atomic_uint sync_active;
     atomic_bool aborting;       /* free is cutting connections: no reports */
     atomic_int signal_stop;     /* the stop came from a signal (Ctrl-C) */
 
@@ -152,6 +172,29 @@ void ss__shutdown_request(ss_request *req);
 void ss__close_request(ss_request *req);
 void ss__handle_error(ss_server *srv, ss_request *req, int err);
 void ss__abort_request(ss_request *req);
+
+/* The request's tail, the same in every mode: finish (setup, handle,
+ * finish, and the output: a datagram reply or the stream's buffer), then
+ * ss__end_request. Returns as ss__finish_request. The mode disposes of the
+ * object afterwards. */
+int ss__run_request(ss_request *req);
+/* End a request without running it, or after it ran: the mode's unpublish,
+ * then ss__shutdown_request (which gives back its connection slot). */
+void ss__end_request(ss_request *req);
+/* acquire and release for modes that reuse srv->loop_req (sync, forking),
+ * and release for any mode whose spare object is simply reset. */
+ss_request *ss__acquire_loop_request(ss_server *srv);
+void ss__release_reset(ss_server *srv, ss_request *req);
+
+/* server.c: the count of running requests (srv->active). */
+void ss__active_begin(ss_server *srv);
+/* The request ended: the last access to srv by the thread that ran it
+ * (ss_server_free may free it as soon as this returns). */
+void ss__active_end(ss_server *srv);
+unsigned ss__active_now(ss_server *srv);
+/* Wait until at most `left` requests run, or the timeout (seconds, < 0:
+ * none) passes. Returns 0, or -1 with ETIMEDOUT. */
+int ss__active_wait(ss_server *srv, unsigned left, double timeout);
 
 /* Run the reject hook for a request turned away before its handler (the
  * reason in req->reject_reason), send what it wrote, and shut the request

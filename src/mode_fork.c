@@ -97,6 +97,7 @@ static void forget(ss_server *srv, fork_state *st, size_t i)
         ss__limits_release(srv, &st->kids[i].key);
     ss__close(st->kids[i].conn);
     st->kids[i] = st->kids[--st->n];
+    ss__active_end(srv);
 }
 
 /* Reap tracked children. Blocking waits for each in turn, without holding
@@ -172,17 +173,6 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
 }
 
-static ss_request *fork_acquire(ss_server *srv)
-{
-    return srv->sync_req;
-}
-
-static void fork_release(ss_server *srv, ss_request *req)
-{
-    (void)srv;
-    ss__request_reset(req);
-}
-
 /* In a new child: the parent's descriptors for its other children are not
  * this child's business (and would keep their connections open). Only this
  * thread runs in the child, so the table is read without its lock. */
@@ -216,12 +206,14 @@ static int fork_process(ss_server *srv, ss_request *req)
     pthread_mutex_lock(&st->mu);
     st->pending++;
     pthread_mutex_unlock(&st->mu);
+    ss__active_begin(srv);
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno; /* before the lock calls, which may change it */
         pthread_mutex_lock(&st->mu);
         st->pending--;
         pthread_mutex_unlock(&st->mu);
+        ss__active_end(srv);
         ss__handle_error(srv, req, err);
         ss__shutdown_request(req);
         ss__request_reset(req);
@@ -238,9 +230,7 @@ static int fork_process(ss_server *srv, ss_request *req)
             ss__close(srv->fd); /* the child accepts nothing */
             srv->fd = -1;
         }
-        int rc = ss__finish_request(req);
-        ss__shutdown_request(req);
-        _exit(rc == SS_OK ? 0 : 1);
+        _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }
     /* Parent: no shutdown(), that would cut the child's connection too;
      * the descriptor is kept (closed at the reap) for a graceful stop. */
@@ -274,25 +264,14 @@ static void fork_service(ss_server *srv)
         collect_children(srv, false);
 }
 
-static unsigned fork_active(ss_server *srv)
+/* Drain's wait: nothing signals a child's end until it is reaped. */
+static void fork_wait_step(ss_server *srv, double deadline)
 {
     collect_children(srv, false);
-    return (unsigned)nchildren(srv);
-}
-
-static int fork_drain(ss_server *srv, double timeout)
-{
-    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-    collect_children(srv, false);
-    while (nchildren(srv) > 0) {
-        if (ss__ms_until(deadline) == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
+    if (nchildren(srv) > 0) {
         wait_any_child(srv, deadline, false);
         collect_children(srv, false);
     }
-    return 0;
 }
 
 static void fork_close(ss_server *srv)
@@ -333,12 +312,12 @@ const ss__mode ss__mode_fork = {
     .name = "forking",
     .poll_first = true,
     .init = fork_init,
-    .acquire = fork_acquire,
+    .acquire = ss__acquire_loop_request,
     .process = fork_process,
-    .release = fork_release,
+    .release = ss__release_reset,
     .service = fork_service,
-    .active = fork_active,
-    .drain = fork_drain,
+    .unpublish = NULL,
+    .wait_step = fork_wait_step,
     .close = fork_close,
     .destroy = fork_destroy,
     .cut = fork_cut,

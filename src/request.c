@@ -62,8 +62,9 @@ void ss_default_handle_error(ss_server *srv, ss_request *req, int err)
         n = snprintf(line, sizeof line, "sockserv: error processing request from %s: %s\n",
                      ss_request_client_str(req), msg);
     else
-        n = snprintf(line, sizeof line, "sockserv: server %s: %s\n",
-                     ss_server_address_str(srv, addr, sizeof addr) ? addr : "?", msg);
+        n = snprintf(line, sizeof line, "sockserv: server %s (%s): %s\n",
+                     ss_server_address_str(srv, addr, sizeof addr) ? addr : "?",
+                     srv != NULL ? srv->mode->name : "?", msg);
     if (n > 0) {
         /* One write(2) per line keeps lines from concurrent threads whole.
          * A stderr pipe whose reader is gone must not kill the server with
@@ -153,6 +154,32 @@ void ss__shutdown_request(ss_request *req)
     if (!req->dgram && req->fd >= 0)
         (void)shutdown(req->fd, SHUT_WR); /* ENOTCONN is fine */
     ss__close_request(req);
+}
+
+int ss__run_request(ss_request *req)
+{
+    int rc = ss__finish_request(req);
+    ss__end_request(req);
+    return rc;
+}
+
+void ss__end_request(ss_request *req)
+{
+    ss_server *srv = req->srv;
+    if (srv->mode->unpublish != NULL)
+        srv->mode->unpublish(srv, req);
+    ss__shutdown_request(req);
+}
+
+ss_request *ss__acquire_loop_request(ss_server *srv)
+{
+    return srv->loop_req;
+}
+
+void ss__release_reset(ss_server *srv, ss_request *req)
+{
+    (void)srv;
+    ss__request_reset(req);
 }
 
 void ss__reject_request(ss_request *req)

@@ -181,7 +181,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     if (srv->opt.thread_stack_size == 0)
         srv->opt.thread_stack_size = SS__DEFAULT_STACK;
     atomic_init(&srv->stop, 0);
-    atomic_init(&srv->sync_active, 0);
+    atomic_init(&srv->active.n, 0);
     atomic_init(&srv->aborting, false);
     atomic_init(&srv->signal_stop, 0);
     atomic_init(&srv->stopping, 0);
@@ -191,6 +191,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     atomic_init(&srv->sync_fd, -1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
+    pthread_mutex_init(&srv->active.mu, NULL);
+    pthread_cond_init(&srv->active.cv, NULL);
 
     srv->address = strdup(opt->address);
     if (srv->address == NULL)
@@ -206,8 +208,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         goto fail;
     if (ss__open_server_socket(srv) < 0)
         goto fail;
-    srv->sync_req = ss__request_new(srv);
-    if (srv->sync_req == NULL)
+    srv->loop_req = ss__request_new(srv);
+    if (srv->loop_req == NULL)
         goto fail;
     if (ss__limits_init(srv) < 0)
         goto fail;
@@ -221,10 +223,12 @@ fail:
     ss__close_server_socket(srv);
     ss__close(srv->wakefd);
     ss__close(srv->stopfd);
-    ss__request_free(srv->sync_req);
+    ss__request_free(srv->loop_req);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
+    pthread_mutex_destroy(&srv->active.mu);
+    pthread_cond_destroy(&srv->active.cv);
     free(srv);
     errno = err;
     return NULL;
@@ -357,8 +361,8 @@ static void on_stop_signal(int signo)
         atomic_store(&srv->stop_cut, 1); /* a second stop: cut at once */
     atomic_store(&srv->signal_stop, 1);
     ss_shutdown_async(srv);
-    /* sync_active is set (release) after loop_thread was written. */
-    if (srv->opt.mode == SS_MODE_SYNC && atomic_load(&srv->sync_active) != 0 &&
+    /* A sync request is counted (seq_cst) after loop_thread was written. */
+    if (srv->opt.mode == SS_MODE_SYNC && atomic_load(&srv->active.n) != 0 &&
         !pthread_equal(pthread_self(), srv->loop_thread)) {
         /* A sync handler runs in the loop's thread, and the signal went to
          * another one: send it on, so that the handler's blocked call is
@@ -611,17 +615,17 @@ static int graceful_stop(ss_server *srv)
     unsigned self = ss__current_server == srv ? 1 : 0;
     double deadline = (double)atomic_load(&srv->stop_deadline_ns) / 1e9;
 
-    while (srv->mode->active(srv) > self) {
+    while (ss_server_active(srv) > self) {
         if (atomic_load(&srv->stop_cut) != 0)
             break;
         double left = deadline - ss__now();
         if (left <= 0)
             break;
-        (void)srv->mode->drain(srv, left < SS__STOP_STEP ? left : SS__STOP_STEP);
+        (void)ss__active_wait(srv, self, left < SS__STOP_STEP ? left : SS__STOP_STEP);
     }
-    if (srv->mode->active(srv) > self) {
+    if (ss_server_active(srv) > self) {
         srv->mode->cut(srv);
-        if (srv->mode->drain(srv, SS__STOP_AFTER_CUT) != 0) {
+        if (ss__active_wait(srv, self, SS__STOP_AFTER_CUT) != 0) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -816,18 +820,79 @@ int ss_handle_request(ss_server *srv)
 
 /* ---- drain, close, free, accessors ------------------------------------ */
 
+void ss__active_begin(ss_server *srv)
+{
+    atomic_fetch_add(&srv->active.n, 1);
+}
+
+void ss__active_end(ss_server *srv)
+{
+    /* Under the lock, so that a waiter that sees the count drop cannot go
+     * on to free the server before this thread is done with it. */
+    pthread_mutex_lock(&srv->active.mu);
+    atomic_fetch_sub(&srv->active.n, 1);
+    if (srv->active.waiters > 0)
+        pthread_cond_broadcast(&srv->active.cv);
+    pthread_mutex_unlock(&srv->active.mu);
+}
+
+unsigned ss__active_now(ss_server *srv)
+{
+    return atomic_load(&srv->active.n);
+}
+
+int ss__active_wait(ss_server *srv, unsigned left, double timeout)
+{
+    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+    int rc = 0;
+
+    pthread_mutex_lock(&srv->active.mu);
+    srv->active.waiters++;
+    while (atomic_load(&srv->active.n) > left) {
+        if (ss__ms_until(deadline) == 0) {
+            rc = -1;
+            break;
+        }
+        if (srv->mode->wait_step != NULL) {
+            /* Nobody signals the end (forking: the child's exit needs a
+             * reap): the mode looks itself. */
+            pthread_mutex_unlock(&srv->active.mu);
+            srv->mode->wait_step(srv, deadline);
+            pthread_mutex_lock(&srv->active.mu);
+        } else {
+            (void)ss__cond_wait_until(&srv->active.cv, &srv->active.mu, deadline);
+        }
+    }
+    srv->active.waiters--;
+    pthread_mutex_unlock(&srv->active.mu);
+    if (rc < 0)
+        errno = ETIMEDOUT;
+    return rc;
+}
+
 int ss_server_drain(ss_server *srv, double timeout)
 {
     if (srv == NULL) {
         errno = EINVAL;
         return -1;
     }
-    return srv->mode->drain(srv, timeout);
+    /* A handler draining its own server cannot wait for itself. */
+    int rc = ss__active_wait(srv, ss__current_server == srv ? 1 : 0, timeout);
+    int err = errno;
+    if (srv->mode->service != NULL)
+        srv->mode->service(srv); /* reap or join what ended */
+    errno = err;
+    return rc;
 }
 
 unsigned ss_server_active(ss_server *srv)
 {
-    return srv == NULL ? 0 : srv->mode->active(srv);
+    if (srv == NULL)
+        return 0;
+    /* Forking: a child that has ended but is not reaped does not count. */
+    if (srv->mode->wait_step != NULL && srv->mode->service != NULL)
+        srv->mode->service(srv);
+    return ss__active_now(srv);
 }
 
 void ss_server_close(ss_server *srv)
@@ -838,14 +903,16 @@ void ss_server_close(ss_server *srv)
     if (srv->socktype == SOCK_STREAM) {
         /* Stop accepting first, then wait for the connections in flight. */
         ss__close_server_socket(srv);
-        srv->mode->close(srv);
+        if (srv->mode->close != NULL)
+            srv->mode->close(srv);
         return;
     }
     /* Datagram handlers reply through the server socket: it closes only
      * after them. Daemon threads are not waited for here, so if any still
      * runs, the descriptor stays open (but out of reach) until free. */
-    srv->mode->close(srv);
-    if (srv->mode->active(srv) > 0) {
+    if (srv->mode->close != NULL)
+        srv->mode->close(srv);
+    if (ss_server_active(srv) > 0) {
         srv->deferred_fd = srv->fd;
         srv->fd = -1;
     }
@@ -864,15 +931,18 @@ void ss_server_free(ss_server *srv)
     while (atomic_load(&signal_in_flight) != 0)
         sched_yield();
     ss_server_close(srv);
-    srv->mode->destroy(srv);
+    if (srv->mode->destroy != NULL)
+        srv->mode->destroy(srv);
     ss__limits_free(srv);
     ss__close(srv->deferred_fd);
-    ss__request_free(srv->sync_req);
+    ss__request_free(srv->loop_req);
     ss__close(srv->wakefd);
     ss__close(srv->stopfd);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
+    pthread_mutex_destroy(&srv->active.mu);
+    pthread_cond_destroy(&srv->active.cv);
     free(srv);
 }
 
