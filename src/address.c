@@ -91,8 +91,7 @@ static int resolve_host(const char *host, int socktype, struct sockaddr_storage 
     return 0;
 }
 
-int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr,
-                     socklen_t *len)
+int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr, socklen_t *len)
 {
     char host[256];
     const char *port;

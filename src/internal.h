@@ -39,9 +39,8 @@ typedef struct ss__limits ss__limits;
 struct ss_request {
     ss_server *srv;
     int fd;                 /* stream: the connection; datagram: server socket */
-    bool dgram;
     bool truncated;
-    bool eof;
+    bool eof;               /* no more input: a stream's end, or a datagram */
     bool replied;           /* datagram: a reply went out already */
     bool rejected;          /* pool: taken only to be dropped */
     bool running;           /* pool: a worker runs it (under the pool lock) */
@@ -63,6 +62,43 @@ struct ss_request {
 
     char peer[SS__ADDRSTRLEN];
 };
+
+/* A transport as a table of functions: what differs between a stream
+ * connection and a datagram, so that no other file asks which one it has.
+ * Python's TCPServer/UDPServer pair, with StreamRequestHandler's and
+ * DatagramRequestHandler's rfile and wfile. */
+typedef struct ss__transport {
+    const char *name;
+    int socktype;        /* SOCK_STREAM or SOCK_DGRAM */
+    /* Requests talk through the server's own socket (datagrams): no request
+     * has a connection of its own to cut, shut down or close, the socket
+     * closes only after the handlers, and a forked child keeps it. */
+    bool shared_socket;
+    /* After bind: make the socket take requests (listen). */
+    int (*activate)(ss_server *srv, int fd);
+    /* Take the next request off the (non-blocking) server socket. Returns
+     * 1 with *req filled, 0 when nothing is waiting, -1 on an error the
+     * loop must report (errno set). */
+    int (*get_request)(ss_server *srv, ss_request *req);
+    /* Receive more input into the read buffer: the count added, 0 at the
+     * end (req->eof set), -1 on error. NULL: the input comes whole. */
+    ssize_t (*fill)(ss_request *req);
+    /* A large read straight into the caller's buffer, or NULL. */
+    ssize_t (*read_direct)(ss_request *req, void *buf, size_t n);
+    /* ss_write, ss_flush and ss_reply, their arguments checked. */
+    ssize_t (*write)(ss_request *req, const void *buf, size_t n);
+    int (*flush)(ss_request *req);
+    ssize_t (*reply)(ss_request *req, const void *buf, size_t n);
+    /* After the handler's finish: send what is buffered (a stream's write
+     * buffer; the datagram reply, even an empty one). -1 (errno) on an
+     * error worth a report. */
+    int (*finish_output)(ss_request *req);
+    /* After a reject hook: send what it wrote. */
+    void (*reject_output)(ss_request *req);
+} ss__transport;
+
+extern const ss__transport ss__transport_stream;
+extern const ss__transport ss__transport_datagram;
 
 /* A concurrency strategy (Python's mix-ins) as a table of functions. Every
  * mode counts its running requests in srv->active (ss__active_begin/_end),
@@ -115,6 +151,7 @@ struct ss_server {
     ss_options opt;
     char *address;              /* our copy of opt.address */
     ss_handler handler;
+    const ss__transport *transport;
     const ss__mode *mode;
     void *mode_state;
     ss__limits *limits;         /* connection accounting, NULL = off */
@@ -124,9 +161,8 @@ struct ss_server {
 
     int fd;                     /* listening / receiving socket */
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
-    int family;
-    int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
-    size_t dgram_reply_max;     /* largest datagram reply for the family */
+    int family;                 /* the server socket's address family */
+    size_t dgram_reply_max;     /* datagram: the largest reply (activate) */
     int wakefd;                 /* eventfd: readable = stop requested */
     struct sockaddr_storage bound;
     socklen_t boundlen;
@@ -220,14 +256,20 @@ void ss__limits_leave(ss_request *req);
  * keeps it per child until the child is reaped). */
 void ss__limits_release(ss_server *srv, const ss__peer_key *key);
 
-/* transport.c: get_request for streams (accept4) and datagrams (recvfrom).
- * Returns 1 with *req filled, 0 when nothing is waiting, -1 on an error the
- * loop must report (errno set). */
-int ss__get_request(ss_server *srv, ss_request *req);
+/* The request's own connection (a stream's), or -1: a datagram request
+ * talks through the server's socket, which is no request's to cut, shut
+ * down or close. */
+static inline int ss__conn(const ss_request *req)
+{
+    return req->srv->transport->shared_socket ? -1 : req->fd;
+}
 
 /* socket.c */
 int ss__open_server_socket(ss_server *srv);
 void ss__close_server_socket(ss_server *srv);
+/* In a forked request child: close the server socket unless the request
+ * talks through it (datagrams); the child takes no requests. */
+void ss__child_server_socket(ss_server *srv);
 
 /* sysutil.c: system calls wrapped once. */
 /* srv may be NULL; when given, a signal that arrives after a stop was
@@ -253,10 +295,6 @@ int ss__block_signals(sigset_t *old);
  * Without it a no-op: the thread blocks them itself (ss__block_signals). */
 int ss__attr_block_signals(pthread_attr_t *attr);
 
-/* stream.c and datagram.c: the rfile/wfile halves. */
-ssize_t ss__stream_fill(ss_request *req);
-int ss__stream_flush(ss_request *req);
-int ss__dgram_finish_reply(ss_request *req);
 
 /* server.c */
 bool ss__stop_requested(ss_server *srv);

@@ -226,10 +226,7 @@ static int fork_process(ss_server *srv, ss_request *req)
         srv->in_request_child = true;
         ss__child_stop_signals(srv);
         close_siblings(st);
-        if (srv->socktype == SOCK_STREAM) {
-            ss__close(srv->fd); /* the child accepts nothing */
-            srv->fd = -1;
-        }
+        ss__child_server_socket(srv);
         _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }
     /* Parent: no shutdown(), that would cut the child's connection too;
@@ -249,10 +246,11 @@ static int fork_process(ss_server *srv, ss_request *req)
     st->kids[st->n].counted = req->counted;
     st->kids[st->n].key = req->key;
     req->counted = false;
-    st->kids[st->n].conn = req->dgram ? -1 : req->fd;
+    int conn = ss__conn(req);
+    st->kids[st->n].conn = conn;
     st->n++;
     pthread_mutex_unlock(&st->mu);
-    if (!req->dgram)
+    if (conn >= 0)
         req->fd = -1; /* now the table's */
     ss__request_reset(req);
     return 0;

@@ -20,17 +20,17 @@
 
 typedef struct pool_state {
     pthread_mutex_t mu;
-    pthread_cond_t work;      /* a request was queued, or stopping */
+    pthread_cond_t work; /* a request was queued, or stopping */
     pthread_t *threads;
     unsigned nthreads;
     ss_request **all;
     unsigned nall;
     ss_request **free_list;
     unsigned nfree;
-    ss_request **queue;       /* ring of qcap entries */
+    ss_request **queue; /* ring of qcap entries */
     unsigned qhead, qcount, qcap;
     bool stopping;
-    bool loop_waiting;        /* the loop waits for a free object */
+    bool loop_waiting; /* the loop waits for a free object */
     int efd;
     ss_request *reject_obj;
 } pool_state;

@@ -44,7 +44,7 @@ static int sync_process(ss_server *srv, ss_request *req)
     /* After loop_thread was written (enter_loop): the stop-signal handler
      * reads it once it sees a request running. */
     ss__active_begin(srv);
-    atomic_store_explicit(&srv->sync_fd, req->dgram ? -1 : req->fd, memory_order_release);
+    atomic_store_explicit(&srv->sync_fd, ss__conn(req), memory_order_release);
     /* A handler that drains its own server must not wait for itself. */
     ss_server *outer = ss__current_server;
     ss__current_server = srv;

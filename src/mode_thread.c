@@ -17,10 +17,10 @@
 
 typedef struct thread_state {
     pthread_mutex_t mu;
-    pthread_t *done;           /* finished joinable threads, to join */
+    pthread_t *done; /* finished joinable threads, to join */
     size_t ndone, done_cap;
-    ss_request *spare;         /* object for the next get_request */
-    ss_request *live;          /* running requests, linked by prev/next */
+    ss_request *spare; /* object for the next get_request */
+    ss_request *live;  /* running requests, linked by prev/next */
     pthread_attr_t attr_joinable;
     pthread_attr_t attr_detached;
 } thread_state;
@@ -176,7 +176,7 @@ static int thread_process(ss_server *srv, ss_request *req)
     pthread_mutex_unlock(&st->mu);
 
     int err = pthread_create(&tid, joinable ? &st->attr_joinable : &st->attr_detached,
-                         request_thread, arg);
+                             request_thread, arg);
     if (err == 0)
         return 0;
 

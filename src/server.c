@@ -174,6 +174,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->mode_wait_fd = -1;
     srv->mode_service_fd = -1;
     srv->mode = mode;
+    srv->transport = opt->type == SS_DATAGRAM ? &ss__transport_datagram : &ss__transport_stream;
     if (h != NULL)
         srv->handler = *h;
     if (srv->opt.max_children == 0)
@@ -455,8 +456,8 @@ static void start_backoff(ss_server *srv, int err)
     if (srv->backoff_ms == 0)
         srv->backoff_ms = SS__BACKOFF_MIN_MS;
     else if (srv->backoff_ms < SS__BACKOFF_MAX_MS)
-        srv->backoff_ms = srv->backoff_ms * 2 > SS__BACKOFF_MAX_MS ? SS__BACKOFF_MAX_MS
-                                                                    : srv->backoff_ms * 2;
+        srv->backoff_ms =
+            srv->backoff_ms * 2 > SS__BACKOFF_MAX_MS ? SS__BACKOFF_MAX_MS : srv->backoff_ms * 2;
 }
 
 /* Connection accounting, after verify_request and before the mode runs the
@@ -495,7 +496,7 @@ static int handle_request_noblock(ss_server *srv)
             start_backoff(srv, errno != 0 ? errno : ENOMEM);
         return 0;
     }
-    int got = ss__get_request(srv, req);
+    int got = srv->transport->get_request(srv, req);
     if (got <= 0) {
         if (got < 0) {
             int err = errno;
@@ -503,8 +504,7 @@ static int handle_request_noblock(ss_server *srv)
                 start_backoff(srv, err);
             else
                 ss__handle_error(srv, NULL, err);
-        }
-        else if (srv->backoff_ms > 0) {
+        } else if (srv->backoff_ms > 0) {
             /* Nothing waiting any more: the episode is over. */
             srv->backoff_ms = 0;
             srv->backoff_reported = false;
@@ -900,7 +900,7 @@ void ss_server_close(ss_server *srv)
     if (srv == NULL || srv->closed)
         return;
     srv->closed = true;
-    if (srv->socktype == SOCK_STREAM) {
+    if (!srv->transport->shared_socket) {
         /* Stop accepting first, then wait for the connections in flight. */
         ss__close_server_socket(srv);
         if (srv->mode->close != NULL)

@@ -4,8 +4,8 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
