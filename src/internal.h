@@ -42,12 +42,11 @@ struct ss_request {
     bool truncated;
     bool eof;               /* no more input: a stream's end, or a datagram */
     bool replied;           /* datagram: a reply went out already */
-    bool rejected;          /* pool: taken only to be dropped */
-    bool running;           /* pool: a worker runs it (under the pool lock) */
     bool counted;           /* holds a slot in srv->limits (key below) */
+    /* Why it is turned away: set by admit (a limit), or by acquire for an
+     * object taken only to be dropped (the pool's, when it is full). */
     ss_reject_reason reject_reason;
     ss__peer_key key;
-    ss_request *prev, *next; /* threading: the list of running requests */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     void *user;
@@ -61,6 +60,11 @@ struct ss_request {
     size_t out_cap, out_len;
 
     char peer[SS__ADDRSTRLEN];
+
+    /* The mode's own fields (ss__mode.req_ext_size bytes: threading's list
+     * links, the pool's running flag), in the same allocation, so that
+     * they cost no allocation of their own. */
+    max_align_t mode_ext[];
 };
 
 /* A transport as a table of functions: what differs between a stream
@@ -106,6 +110,7 @@ extern const ss__transport ss__transport_datagram;
 typedef struct ss__mode {
     const char *name;   /* in error reports: "sync", "threading", ... */
     bool poll_first;    /* wait for readiness before trying get_request */
+    size_t req_ext_size; /* bytes of ss_request.mode_ext the mode uses */
     int (*init)(ss_server *srv);
     /* The request object the next get_request fills, or NULL: when the mode
      * cannot take one now (pool full with SS_POOL_WAIT) it sets
@@ -148,55 +153,61 @@ extern const ss__mode ss__mode_fork;
 extern const ss__mode ss__mode_pool;
 
 struct ss_server {
+    /* What the application gave. */
     ss_options opt;
     char *address;              /* our copy of opt.address */
     ss_handler handler;
-    const ss__transport *transport;
-    const ss__mode *mode;
-    void *mode_state;
     ss__limits *limits;         /* connection accounting, NULL = off */
-    int mode_wait_fd;           /* readable when acquire may succeed again */
-    int mode_service_fd;        /* readable when the mode's service has work
-                                   (forking: a child ended); -1 none */
 
+    /* The transport (stream.c, datagram.c) and the server socket. */
+    const ss__transport *transport;
     int fd;                     /* listening / receiving socket */
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
     int family;                 /* the server socket's address family */
     size_t dgram_reply_max;     /* datagram: the largest reply (activate) */
-    int wakefd;                 /* eventfd: readable = stop requested */
     struct sockaddr_storage bound;
     socklen_t boundlen;
     char *unix_path;            /* file we created, removed on close */
     dev_t unix_dev;
     ino_t unix_ino;
 
-    atomic_int stop;            /* a stop was requested */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool running;               /* a serve loop is running */
-    pthread_t loop_thread;
-    bool in_request_child;      /* this copy runs in a forked request child */
-    bool closed;
-
+    /* The mode (mode_*.c): its table, its own state, and what every mode
+     * shares with the loop. */
+    const ss__mode *mode;
+    void *mode_state;
+    int mode_wait_fd;           /* readable when acquire may succeed again */
+    int mode_service_fd;        /* readable when the mode's service has work
+                                   (forking: a child ended); -1 none */
     ss_request *loop_req;       /* the request object the loop reuses, for
                                    modes that run (sync) or hand off (fork)
                                    one request before taking the next */
     ss__active active;          /* running requests, every mode */
+    bool in_request_child;      /* this copy runs in a forked request child
+                                   (server.c and sysutil.c ask, too) */
+
+    /* The loop (server.c). */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running;               /* under mu: a serve loop is running */
+    pthread_t loop_thread;
+    bool closed;
+    int wakefd;                 /* eventfd: readable = stop requested */
+    atomic_int stop;            /* a stop was requested */
     unsigned backoff_ms;        /* > 0: accept() is paused after EMFILE */
     bool backoff_reported;
+
+    /* Signals, and free cutting what still runs. */
     atomic_bool aborting;       /* free is cutting connections: no reports */
     atomic_int signal_stop;     /* the stop came from a signal (Ctrl-C) */
+    atomic_int signal_forwarded; /* a stop signal sent on to the loop thread */
 
     /* Graceful stop (ss_server_stop, or a stop signal with stop_grace >= 0). */
     int stopfd;                 /* eventfd, readable once a graceful stop began */
     atomic_int stopping;        /* a graceful stop began (stopfd written) */
     atomic_int stop_cut;        /* a second stop request: cut at once */
     atomic_llong stop_deadline_ns; /* monotonic end of the grace */
-    atomic_int signal_forwarded; /* a stop signal sent on to the loop thread */
     bool stop_busy;             /* under mu: a thread runs the graceful stop */
     bool stop_done;             /* under mu: it ran since the loop started */
-    atomic_int sync_fd;         /* sync: the running request's connection,
-                                   -1 none, -2 being cut */
 };
 
 /* request.c */

@@ -35,9 +35,19 @@ typedef struct pool_state {
     ss_request *reject_obj;
 } pool_state;
 
+/* The pool's part of each request object (ss_request.mode_ext). */
+typedef struct pool_req {
+    bool running; /* a worker runs it (under the pool lock) */
+} pool_req;
+
 static pool_state *state(ss_server *srv)
 {
     return srv->mode_state;
+}
+
+static pool_req *ext(ss_request *req)
+{
+    return (pool_req *)req->mode_ext;
 }
 
 static void signal_loop(pool_state *st)
@@ -66,7 +76,7 @@ static void *worker(void *p)
         ss_request *req = st->queue[st->qhead];
         st->qhead = (st->qhead + 1) % st->qcap;
         st->qcount--;
-        req->running = true;
+        ext(req)->running = true;
         pthread_mutex_unlock(&st->mu);
 
         /* A stopping server starts no queued request: it is closed
@@ -193,7 +203,7 @@ static ss_request *pool_acquire(ss_server *srv)
         srv->mode_wait_fd = -1;
     } else if (srv->opt.pool_full == SS_POOL_REJECT) {
         req = st->reject_obj;
-        req->rejected = true;
+        req->reject_reason = SS_REJECT_QUEUE_FULL; /* to be dropped */
     } else {
         st->loop_waiting = true;
         srv->mode_wait_fd = st->efd;
@@ -207,7 +217,7 @@ static void pool_unpublish(ss_server *srv, ss_request *req)
 {
     pool_state *st = state(srv);
     pthread_mutex_lock(&st->mu);
-    req->running = false;
+    ext(req)->running = false;
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -227,8 +237,7 @@ static int pool_process(ss_server *srv, ss_request *req)
 {
     pool_state *st = state(srv);
 
-    if (req->rejected) {
-        req->reject_reason = SS_REJECT_QUEUE_FULL;
+    if (req == st->reject_obj) {
         ss__reject_request(req);
         ss__request_reset(req);
         return 0;
@@ -283,7 +292,7 @@ static void pool_destroy(ss_server *srv)
      * their connections are cut; then they can be joined. */
     pthread_mutex_lock(&st->mu);
     for (unsigned i = 0; i < st->nall; i++) {
-        if (st->all[i]->running) {
+        if (ext(st->all[i])->running) {
             atomic_store(&srv->aborting, true);
             ss__abort_request(st->all[i]);
         }
@@ -302,7 +311,7 @@ static void pool_cut(ss_server *srv)
     pthread_mutex_lock(&st->mu);
     drop_queued_locked(srv, st);
     for (unsigned i = 0; i < st->nall; i++)
-        if (st->all[i]->running)
+        if (ext(st->all[i])->running)
             ss__abort_request(st->all[i]);
     pthread_mutex_unlock(&st->mu);
 }
@@ -310,6 +319,7 @@ static void pool_cut(ss_server *srv)
 const ss__mode ss__mode_pool = {
     .name = "pool",
     .poll_first = false,
+    .req_ext_size = sizeof(pool_req),
     .init = pool_init,
     .acquire = pool_acquire,
     .process = pool_process,

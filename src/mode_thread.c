@@ -30,9 +30,20 @@ typedef struct thread_arg {
     bool joinable;
 } thread_arg;
 
+/* The threading mode's part of each request object (ss_request.mode_ext):
+ * its links in the list of running requests. */
+typedef struct thread_req {
+    ss_request *prev, *next;
+} thread_req;
+
 static thread_state *state(ss_server *srv)
 {
     return srv->mode_state;
+}
+
+static thread_req *ext(ss_request *req)
+{
+    return (thread_req *)req->mode_ext;
 }
 
 static int thread_init(ss_server *srv)
@@ -86,12 +97,13 @@ static ss_request *thread_acquire(ss_server *srv)
 /* Take a request off the list of running ones (st->mu held). */
 static void unlink_live_locked(thread_state *st, ss_request *req)
 {
-    if (req->prev != NULL)
-        req->prev->next = req->next;
+    thread_req *x = ext(req);
+    if (x->prev != NULL)
+        ext(x->prev)->next = x->next;
     else
-        st->live = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+        st->live = x->next;
+    if (x->next != NULL)
+        ext(x->next)->prev = x->prev;
 }
 
 /* Off the live list before the descriptor closes, so that an abort or a
@@ -168,10 +180,10 @@ static int thread_process(ss_server *srv, ss_request *req)
     arg->joinable = joinable;
     ss__active_begin(srv);
     pthread_mutex_lock(&st->mu);
-    req->prev = NULL;
-    req->next = st->live;
+    ext(req)->prev = NULL;
+    ext(req)->next = st->live;
     if (st->live != NULL)
-        st->live->prev = req;
+        ext(st->live)->prev = req;
     st->live = req;
     pthread_mutex_unlock(&st->mu);
 
@@ -213,7 +225,7 @@ static void thread_destroy(ss_server *srv)
     pthread_mutex_lock(&st->mu);
     if (st->live != NULL)
         atomic_store(&srv->aborting, true);
-    for (ss_request *r = st->live; r != NULL; r = r->next)
+    for (ss_request *r = st->live; r != NULL; r = ext(r)->next)
         ss__abort_request(r);
     pthread_mutex_unlock(&st->mu);
     (void)ss__active_wait(srv, 0, -1);
@@ -232,7 +244,7 @@ static void thread_cut(ss_server *srv)
 {
     thread_state *st = state(srv);
     pthread_mutex_lock(&st->mu);
-    for (ss_request *r = st->live; r != NULL; r = r->next)
+    for (ss_request *r = st->live; r != NULL; r = ext(r)->next)
         ss__abort_request(r);
     pthread_mutex_unlock(&st->mu);
 }
@@ -240,6 +252,7 @@ static void thread_cut(ss_server *srv)
 const ss__mode ss__mode_thread = {
     .name = "threading",
     .poll_first = false,
+    .req_ext_size = sizeof(thread_req),
     .init = thread_init,
     .acquire = thread_acquire,
     .process = thread_process,

@@ -17,7 +17,7 @@
 
 ss_request *ss__request_new(ss_server *srv)
 {
-    ss_request *req = calloc(1, sizeof *req);
+    ss_request *req = calloc(1, sizeof *req + srv->mode->req_ext_size);
     if (req == NULL)
         return NULL;
     req->srv = srv;
@@ -32,7 +32,6 @@ void ss__request_reset(ss_request *req)
     req->truncated = false;
     req->eof = false;
     req->replied = false;
-    req->rejected = false;
     req->reject_reason = SS_REJECT_NONE;
     req->addrlen = 0;
     req->user = NULL;

@@ -189,7 +189,6 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     atomic_init(&srv->stop_cut, 0);
     atomic_init(&srv->stop_deadline_ns, 0);
     atomic_init(&srv->signal_forwarded, 0);
-    atomic_init(&srv->sync_fd, -1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
     pthread_mutex_init(&srv->active.mu, NULL);
@@ -521,7 +520,9 @@ static int handle_request_noblock(ss_server *srv)
         srv->mode->release(srv, req);
         return 1;
     }
-    if (srv->limits != NULL && !req->rejected && admit(srv, req) < 0) {
+    /* A request the mode takes only to drop (reject_reason set) is not
+     * counted in. */
+    if (srv->limits != NULL && req->reject_reason == SS_REJECT_NONE && admit(srv, req) < 0) {
         srv->mode->release(srv, req);
         return 1;
     }
