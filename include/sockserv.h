@@ -261,8 +261,12 @@ SS_API ss_server *ss_server_new(const ss_options *opt, const ss_handler *h);
 
 /* Serve until ss_shutdown()/ss_shutdown_async(). poll_interval (seconds)
  * bounds how often service_actions runs when idle; shutdown itself wakes the
- * loop at once. Returns 0 after a shutdown, -1 on error (errno ECANCELED when
- * a sync-mode handler returned SS_ABORT). A server may be served again. */
+ * loop at once, and so does the end of a forked child, which is reaped then
+ * (its connection closed, its slot given back) -- except on kernels without
+ * pidfd_open (before 5.3), where the reap waits for the next turn, at most
+ * poll_interval away. Returns 0 after a shutdown, -1 on error (errno
+ * ECANCELED when a sync-mode handler returned SS_ABORT). A server may be
+ * served again. */
 SS_API int ss_serve_forever(ss_server *srv, double poll_interval);
 
 /* Wait for and handle one request, waiting at most opt.timeout (if >= 0).
@@ -377,12 +381,21 @@ SS_API char *ss_server_address_str(const ss_server *srv, char *buf, size_t size)
 /* The bound port (0 for Unix sockets). */
 SS_API int ss_server_port(const ss_server *srv);
 
+/* The mode the server runs requests in (opt.mode). For a NULL server:
+ * SS_MODE_SYNC, the default, with errno EINVAL. */
 SS_API ss_mode ss_server_mode(const ss_server *srv);
+
+/* The server's socket type (opt.type). For a NULL server: SS_STREAM, the
+ * default, with errno EINVAL. */
 SS_API ss_socktype ss_server_type(const ss_server *srv);
+
+/* opt.user as given to ss_server_new; NULL for a NULL server. */
 SS_API void *ss_server_user(const ss_server *srv);
 
 /* ---- the request ------------------------------------------------------- */
 
+/* The server that took the request (for ss_server_user, ss_server_stopping,
+ * ...). In a forked request child it is the child's copy of the server. */
 SS_API ss_server *ss_request_server(const ss_request *req);
 
 /* Stream: the connected socket. Datagram: the server's socket (Python's
@@ -403,6 +416,9 @@ SS_API const void *ss_request_data(const ss_request *req, size_t *len);
 /* Datagram: true when the datagram was longer than max_packet_size. */
 SS_API bool ss_request_truncated(const ss_request *req);
 
+/* True for a datagram request (a datagram server's), false for a stream
+ * connection: the same as ss_server_type(ss_request_server(req)) ==
+ * SS_DATAGRAM. */
 SS_API bool ss_request_is_datagram(const ss_request *req);
 
 /* Why the request is being turned away, in the reject hook; SS_REJECT_NONE

@@ -70,7 +70,14 @@ static int resolve_host(const char *host, int socktype, struct sockaddr_storage 
         rc = getaddrinfo(host, "0", &hints, &res);
     }
     if (rc != 0 || res == NULL) {
-        errno = (rc == EAI_SYSTEM) ? errno : ENOENT;
+        /* Out of memory, or a resolver that could not answer now, is not
+         * an unknown host. */
+        if (rc == EAI_MEMORY)
+            errno = ENOMEM;
+        else if (rc == EAI_AGAIN)
+            errno = EAGAIN;
+        else if (rc != EAI_SYSTEM)
+            errno = ENOENT;
         return -1;
     }
     if (res->ai_addrlen > sizeof *addr) {
@@ -84,8 +91,7 @@ static int resolve_host(const char *host, int socktype, struct sockaddr_storage 
     return 0;
 }
 
-int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr,
-                     socklen_t *len)
+int ss_parse_address(const char *str, int socktype, struct sockaddr_storage *addr, socklen_t *len)
 {
     char host[256];
     const char *port;

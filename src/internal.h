@@ -39,16 +39,14 @@ typedef struct ss__limits ss__limits;
 struct ss_request {
     ss_server *srv;
     int fd;                 /* stream: the connection; datagram: server socket */
-    bool dgram;
     bool truncated;
-    bool eof;
+    bool eof;               /* no more input: a stream's end, or a datagram */
     bool replied;           /* datagram: a reply went out already */
-    bool rejected;          /* pool: taken only to be dropped */
-    bool running;           /* pool: a worker runs it (under the pool lock) */
     bool counted;           /* holds a slot in srv->limits (key below) */
+    /* Why it is turned away: set by admit (a limit), or by acquire for an
+     * object taken only to be dropped (the pool's, when it is full). */
     ss_reject_reason reject_reason;
     ss__peer_key key;
-    ss_request *prev, *next; /* threading: the list of running requests */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     void *user;
@@ -62,16 +60,62 @@ struct ss_request {
     size_t out_cap, out_len;
 
     char peer[SS__ADDRSTRLEN];
+
+    /* The mode's own fields (ss__mode.req_ext_size bytes: threading's list
+     * links, the pool's running flag), in the same allocation, so that
+     * they cost no allocation of their own. */
+    max_align_t mode_ext[];
 };
 
-/* A concurrency strategy (Python's mix-ins) as a table of functions. */
-typedef struct ss__mode {
+/* A transport as a table of functions: what differs between a stream
+ * connection and a datagram, so that no other file asks which one it has.
+ * Python's TCPServer/UDPServer pair, with StreamRequestHandler's and
+ * DatagramRequestHandler's rfile and wfile. */
+typedef struct ss__transport {
     const char *name;
+    int socktype;        /* SOCK_STREAM or SOCK_DGRAM */
+    /* Requests talk through the server's own socket (datagrams): no request
+     * has a connection of its own to cut, shut down or close, the socket
+     * closes only after the handlers, and a forked child keeps it. */
+    bool shared_socket;
+    /* After bind: make the socket take requests (listen). */
+    int (*activate)(ss_server *srv, int fd);
+    /* Take the next request off the (non-blocking) server socket. Returns
+     * 1 with *req filled, 0 when nothing is waiting, -1 on an error the
+     * loop must report (errno set). */
+    int (*get_request)(ss_server *srv, ss_request *req);
+    /* Receive more input into the read buffer: the count added, 0 at the
+     * end (req->eof set), -1 on error. NULL: the input comes whole. */
+    ssize_t (*fill)(ss_request *req);
+    /* A large read straight into the caller's buffer, or NULL. */
+    ssize_t (*read_direct)(ss_request *req, void *buf, size_t n);
+    /* ss_write, ss_flush and ss_reply, their arguments checked. */
+    ssize_t (*write)(ss_request *req, const void *buf, size_t n);
+    int (*flush)(ss_request *req);
+    ssize_t (*reply)(ss_request *req, const void *buf, size_t n);
+    /* After the handler's finish: send what is buffered (a stream's write
+     * buffer; the datagram reply, even an empty one). -1 (errno) on an
+     * error worth a report. */
+    int (*finish_output)(ss_request *req);
+    /* After a reject hook: send what it wrote. */
+    void (*reject_output)(ss_request *req);
+} ss__transport;
+
+extern const ss__transport ss__transport_stream;
+extern const ss__transport ss__transport_datagram;
+
+/* A concurrency strategy (Python's mix-ins) as a table of functions. Every
+ * mode counts its running requests in srv->active (ss__active_begin/_end),
+ * which serves ss_server_active, drain, close and the graceful stop alike. */
+typedef struct ss__mode {
+    const char *name;   /* in error reports: "sync", "threading", ... */
     bool poll_first;    /* wait for readiness before trying get_request */
+    size_t req_ext_size; /* bytes of ss_request.mode_ext the mode uses */
     int (*init)(ss_server *srv);
-    /* The request object the next get_request fills, or NULL when the mode
-     * cannot take one now (pool full with SS_POOL_WAIT): the loop then waits
-     * on mode_wait_fd as well as the wakeup descriptor. */
+    /* The request object the next get_request fills, or NULL: when the mode
+     * cannot take one now (pool full with SS_POOL_WAIT) it sets
+     * mode_wait_fd, which the loop then waits on; without it, NULL is a
+     * failure (errno set), which the loop reports and backs off from. */
     ss_request *(*acquire)(ss_server *srv);
     /* Run the request; takes over the object obtained from acquire.
      * Returns 0, or SS_ABORT to stop the serve loop (sync mode). */
@@ -79,8 +123,13 @@ typedef struct ss__mode {
     /* Give back an object from acquire that carries no request to run. */
     void (*release)(ss_server *srv, ss_request *req);
     void (*service)(ss_server *srv);           /* each loop turn (may be NULL) */
-    unsigned (*active)(ss_server *srv);
-    int (*drain)(ss_server *srv, double timeout);
+    /* Take a request out of the reach of cut and destroy, before its
+     * descriptor closes (ss__end_request); NULL when nothing holds it. */
+    void (*unpublish)(ss_server *srv, ss_request *req);
+    /* Drain's wait for a running request to end, for a mode whose requests
+     * end unseen until it looks (forking: poll the children, reap); NULL:
+     * ss__active_end signals the end. Returns by the monotonic deadline. */
+    void (*wait_step)(ss_server *srv, double deadline);
     void (*close)(ss_server *srv);             /* honour block_on_close */
     void (*destroy)(ss_server *srv);           /* after close: free everything */
     /* A graceful stop's cut: shut down the input of every running request
@@ -88,57 +137,77 @@ typedef struct ss__mode {
     void (*cut)(ss_server *srv);
 } ss__mode;
 
+/* The requests running now, in every mode: a count, and a condition
+ * variable for those who wait for it to drop (drain, close, free, the
+ * graceful stop). */
+typedef struct ss__active {
+    atomic_uint n;      /* read without the lock (a signal handler does) */
+    unsigned waiters;   /* under mu: someone waits on cv */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ss__active;
+
 extern const ss__mode ss__mode_sync;
 extern const ss__mode ss__mode_thread;
 extern const ss__mode ss__mode_fork;
 extern const ss__mode ss__mode_pool;
 
 struct ss_server {
+    /* What the application gave. */
     ss_options opt;
     char *address;              /* our copy of opt.address */
     ss_handler handler;
-    const ss__mode *mode;
-    void *mode_state;
     ss__limits *limits;         /* connection accounting, NULL = off */
-    int mode_wait_fd;           /* readable when acquire may succeed again */
 
+    /* The transport (stream.c, datagram.c) and the server socket. */
+    const ss__transport *transport;
     int fd;                     /* listening / receiving socket */
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
-    int family;
-    int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
-    size_t dgram_reply_max;     /* largest datagram reply for the family */
-    int wakefd;                 /* eventfd: readable = stop requested */
+    int family;                 /* the server socket's address family */
+    size_t dgram_reply_max;     /* datagram: the largest reply (activate) */
     struct sockaddr_storage bound;
     socklen_t boundlen;
     char *unix_path;            /* file we created, removed on close */
     dev_t unix_dev;
     ino_t unix_ino;
 
-    atomic_int stop;            /* a stop was requested */
+    /* The mode (mode_*.c): its table, its own state, and what every mode
+     * shares with the loop. */
+    const ss__mode *mode;
+    void *mode_state;
+    int mode_wait_fd;           /* readable when acquire may succeed again */
+    int mode_service_fd;        /* readable when the mode's service has work
+                                   (forking: a child ended); -1 none */
+    ss_request *loop_req;       /* the request object the loop reuses, for
+                                   modes that run (sync) or hand off (fork)
+                                   one request before taking the next */
+    ss__active active;          /* running requests, every mode */
+    bool in_request_child;      /* this copy runs in a forked request child
+                                   (server.c and sysutil.c ask, too) */
+
+    /* The loop (server.c). */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool running;               /* a serve loop is running */
+    bool running;               /* under mu: a serve loop is running */
     pthread_t loop_thread;
-    bool in_request_child;      /* this copy runs in a forked request child */
     bool closed;
-
-    ss_request *sync_req;       /* reused request object (sync, forking) */
+    int wakefd;                 /* eventfd: readable = stop requested */
+    atomic_int stop;            /* a stop was requested */
     unsigned backoff_ms;        /* > 0: accept() is paused after EMFILE */
     bool backoff_reported;
-    atomic_uint sync_active;
+
+    /* Signals, and free cutting what still runs. */
     atomic_bool aborting;       /* free is cutting connections: no reports */
     atomic_int signal_stop;     /* the stop came from a signal (Ctrl-C) */
+    atomic_int signal_forwarded; /* a stop signal sent on to the loop thread */
 
     /* Graceful stop (ss_server_stop, or a stop signal with stop_grace >= 0). */
     int stopfd;                 /* eventfd, readable once a graceful stop began */
     atomic_int stopping;        /* a graceful stop began (stopfd written) */
     atomic_int stop_cut;        /* a second stop request: cut at once */
     atomic_llong stop_deadline_ns; /* monotonic end of the grace */
-    atomic_int signal_forwarded; /* a stop signal sent on to the loop thread */
     bool stop_busy;             /* under mu: a thread runs the graceful stop */
     bool stop_done;             /* under mu: it ran since the loop started */
-    atomic_int sync_fd;         /* sync: the running request's connection,
-                                   -1 none, -2 being cut */
 };
 
 /* request.c */
@@ -150,6 +219,29 @@ void ss__shutdown_request(ss_request *req);
 void ss__close_request(ss_request *req);
 void ss__handle_error(ss_server *srv, ss_request *req, int err);
 void ss__abort_request(ss_request *req);
+
+/* The request's tail, the same in every mode: finish (setup, handle,
+ * finish, and the output: a datagram reply or the stream's buffer), then
+ * ss__end_request. Returns as ss__finish_request. The mode disposes of the
+ * object afterwards. */
+int ss__run_request(ss_request *req);
+/* End a request without running it, or after it ran: the mode's unpublish,
+ * then ss__shutdown_request (which gives back its connection slot). */
+void ss__end_request(ss_request *req);
+/* acquire and release for modes that reuse srv->loop_req (sync, forking),
+ * and release for any mode whose spare object is simply reset. */
+ss_request *ss__acquire_loop_request(ss_server *srv);
+void ss__release_reset(ss_server *srv, ss_request *req);
+
+/* server.c: the count of running requests (srv->active). */
+void ss__active_begin(ss_server *srv);
+/* The request ended: the last access to srv by the thread that ran it
+ * (ss_server_free may free it as soon as this returns). */
+void ss__active_end(ss_server *srv);
+unsigned ss__active_now(ss_server *srv);
+/* Wait until at most `left` requests run, or the timeout (seconds, < 0:
+ * none) passes. Returns 0, or -1 with ETIMEDOUT. */
+int ss__active_wait(ss_server *srv, unsigned left, double timeout);
 
 /* Run the reject hook for a request turned away before its handler (the
  * reason in req->reject_reason), send what it wrote, and shut the request
@@ -175,21 +267,31 @@ void ss__limits_leave(ss_request *req);
  * keeps it per child until the child is reaped). */
 void ss__limits_release(ss_server *srv, const ss__peer_key *key);
 
-/* transport.c: get_request for streams (accept4) and datagrams (recvfrom).
- * Returns 1 with *req filled, 0 when nothing is waiting, -1 on an error the
- * loop must report (errno set). */
-int ss__get_request(ss_server *srv, ss_request *req);
+/* The request's own connection (a stream's), or -1: a datagram request
+ * talks through the server's socket, which is no request's to cut, shut
+ * down or close. */
+static inline int ss__conn(const ss_request *req)
+{
+    return req->srv->transport->shared_socket ? -1 : req->fd;
+}
 
 /* socket.c */
 int ss__open_server_socket(ss_server *srv);
 void ss__close_server_socket(ss_server *srv);
+/* In a forked request child: close the server socket unless the request
+ * talks through it (datagrams); the child takes no requests. */
+void ss__child_server_socket(ss_server *srv);
 
 /* sysutil.c: system calls wrapped once. */
 /* srv may be NULL; when given, a signal that arrives after a stop was
  * requested ends the call with EINTR instead of a retry. */
 ssize_t ss__send_all(ss_server *srv, int fd, const void *buf, size_t n);
 ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n);
-int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2);
+/* Poll up to SS__POLL_MAX descriptors for input (negative ones are left
+ * out); ready[i] says whether fds[i] is readable (or has an error). Returns
+ * poll's result: -1 with errno on failure (EINTR included). */
+#define SS__POLL_MAX 4
+int ss__poll(const int *fds, bool *ready, int n, int timeout_ms);
 int ss__set_sock_timeout(int fd, double seconds);
 double ss__now(void);
 int ss__ms_until(double deadline);
@@ -198,11 +300,12 @@ int ss__ms_until(double deadline);
 int ss__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
 void ss__close(int fd);
 int ss__block_signals(sigset_t *old);
+/* Make threads created with attr start with every asynchronous signal
+ * blocked (glibc 2.32's pthread_attr_setsigmask_np), so that not even the
+ * first instructions of a library thread run an application's handler.
+ * Without it a no-op: the thread blocks them itself (ss__block_signals). */
+int ss__attr_block_signals(pthread_attr_t *attr);
 
-/* stream.c and datagram.c: the rfile/wfile halves. */
-ssize_t ss__stream_fill(ss_request *req);
-int ss__stream_flush(ss_request *req);
-int ss__dgram_finish_reply(ss_request *req);
 
 /* server.c */
 bool ss__stop_requested(ss_server *srv);

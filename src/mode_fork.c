@@ -5,19 +5,24 @@
  * on); only tracked pids are ever reaped, so children the application forks
  * itself are left alone for it to wait for. Reaping happens in
  * service_actions each loop turn, as in Python; there is no SIGCHLD
- * handler to steal the application's children. At max_children the loop
- * waits for one of its own children to end before it forks again.
+ * handler to steal the application's children. The children's pidfds sit in
+ * an epoll set that the loop polls next to the server socket (the mode's
+ * service descriptor): when a child ends, the loop wakes and reaps it at
+ * once, so that a child killed before it could shut its connection down
+ * (SIGKILL, a crash) does not leave its client waiting for the parent's copy
+ * of the connection to close. Without pidfd_open (kernels before 5.3) the
+ * reap waits for the next loop turn: the poll interval bounds it. At
+ * max_children the loop waits for one of its own children to end before it
+ * forks again.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -25,6 +30,7 @@
 typedef struct child {
     pid_t pid;
     int pidfd;    /* -1 when pidfd_open is not available */
+    bool watched; /* pidfd is in fork_state.epfd */
     int conn;     /* the parent's copy of the child's connection (stream), kept
                      until the reap so that a graceful stop can cut it; -1 */
     bool counted; /* holds a connection slot, given back at the reap */
@@ -38,6 +44,8 @@ typedef struct fork_state {
     child *kids;
     size_t n, cap;
     size_t pending; /* forks under way: counted before the child can run */
+    int epfd;       /* epoll set of the watched pidfds: readable once one of
+                       those children has ended; -1 without epoll */
 } fork_state;
 
 static fork_state *state(ss_server *srv)
@@ -58,7 +66,10 @@ static int fork_init(ss_server *srv)
         free(st);
         return -1;
     }
+    /* Without an epoll set the children are reaped each loop turn. */
+    st->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->mode_state = st;
+    srv->mode_service_fd = st->epfd;
     return 0;
 }
 
@@ -79,11 +90,14 @@ static int open_pidfd(pid_t pid)
  * its connection slot is free now. */
 static void forget(ss_server *srv, fork_state *st, size_t i)
 {
+    if (st->kids[i].watched)
+        (void)epoll_ctl(st->epfd, EPOLL_CTL_DEL, st->kids[i].pidfd, NULL);
     ss__close(st->kids[i].pidfd);
     if (st->kids[i].counted)
         ss__limits_release(srv, &st->kids[i].key);
     ss__close(st->kids[i].conn);
     st->kids[i] = st->kids[--st->n];
+    ss__active_end(srv);
 }
 
 /* Reap tracked children. Blocking waits for each in turn, without holding
@@ -144,54 +158,19 @@ static size_t nchildren(ss_server *srv)
 static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
 {
     fork_state *st = state(srv);
-    nfds_t n = 0;
 
-    /* The pidfds are duplicated so that a reap in another thread, which
-     * closes the originals, cannot pull them from under the poll. */
     pthread_mutex_lock(&st->mu);
-    struct pollfd *pfd = calloc(st->n + 1, sizeof *pfd);
-    if (pfd == NULL) {
-        pthread_mutex_unlock(&st->mu);
-        struct timespec pause = {0, 10 * 1000000L};
-        nanosleep(&pause, NULL); /* no memory: look again shortly */
-        return;
-    }
-    for (size_t i = 0; i < st->n; i++) {
-        if (st->kids[i].pidfd < 0)
-            continue;
-        pfd[n].fd = fcntl(st->kids[i].pidfd, F_DUPFD_CLOEXEC, 0);
-        if (pfd[n].fd < 0)
-            continue;
-        pfd[n].events = POLLIN;
-        n++;
-    }
-    bool have_pidfds = n == st->n && st->pending == 0;
+    bool all_watched = st->epfd >= 0 && st->pending == 0;
+    for (size_t i = 0; all_watched && i < st->n; i++)
+        all_watched = st->kids[i].watched;
     pthread_mutex_unlock(&st->mu);
-    nfds_t npid = n;
-    if (watch_stop) {
-        pfd[n].fd = srv->wakefd;
-        pfd[n].events = POLLIN;
-        n++;
-    }
     int ms = ss__ms_until(deadline);
-    if (!have_pidfds && (ms < 0 || ms > 10))
-        ms = 10; /* no pidfd for some child: look again shortly */
-    if (poll(pfd, n, ms) > 0 && watch_stop && pfd[n - 1].revents)
+    if (!all_watched && (ms < 0 || ms > 10))
+        ms = 10; /* some child has no pidfd to wake us: look again shortly */
+    int fds[2] = {st->epfd, watch_stop ? srv->wakefd : -1};
+    bool ready[2];
+    if (ss__poll(fds, ready, 2, ms) > 0 && ready[1])
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
-    for (nfds_t i = 0; i < npid; i++)
-        ss__close(pfd[i].fd);
-    free(pfd);
-}
-
-static ss_request *fork_acquire(ss_server *srv)
-{
-    return srv->sync_req;
-}
-
-static void fork_release(ss_server *srv, ss_request *req)
-{
-    (void)srv;
-    ss__request_reset(req);
 }
 
 /* In a new child: the parent's descriptors for its other children are not
@@ -203,6 +182,7 @@ static void close_siblings(fork_state *st)
         ss__close(st->kids[i].pidfd);
         ss__close(st->kids[i].conn);
     }
+    ss__close(st->epfd);
 }
 
 static int fork_process(ss_server *srv, ss_request *req)
@@ -226,12 +206,15 @@ static int fork_process(ss_server *srv, ss_request *req)
     pthread_mutex_lock(&st->mu);
     st->pending++;
     pthread_mutex_unlock(&st->mu);
+    ss__active_begin(srv);
     pid_t pid = fork();
     if (pid < 0) {
+        int err = errno; /* before the lock calls, which may change it */
         pthread_mutex_lock(&st->mu);
         st->pending--;
         pthread_mutex_unlock(&st->mu);
-        ss__handle_error(srv, req, errno);
+        ss__active_end(srv);
+        ss__handle_error(srv, req, err);
         ss__shutdown_request(req);
         ss__request_reset(req);
         return 0;
@@ -243,29 +226,31 @@ static int fork_process(ss_server *srv, ss_request *req)
         srv->in_request_child = true;
         ss__child_stop_signals(srv);
         close_siblings(st);
-        if (srv->socktype == SOCK_STREAM) {
-            ss__close(srv->fd); /* the child accepts nothing */
-            srv->fd = -1;
-        }
-        int rc = ss__finish_request(req);
-        ss__shutdown_request(req);
-        _exit(rc == SS_OK ? 0 : 1);
+        ss__child_server_socket(srv);
+        _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }
     /* Parent: no shutdown(), that would cut the child's connection too;
      * the descriptor is kept (closed at the reap) for a graceful stop. */
     int pidfd = open_pidfd(pid);
+    bool watched = false;
+    if (pidfd >= 0 && st->epfd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = pidfd};
+        watched = epoll_ctl(st->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0;
+    }
     pthread_mutex_lock(&st->mu);
     st->pending--;
     st->kids[st->n].pid = pid;
     st->kids[st->n].pidfd = pidfd;
+    st->kids[st->n].watched = watched;
     /* The child's slot is the parent's to give back, at the reap. */
     st->kids[st->n].counted = req->counted;
     st->kids[st->n].key = req->key;
     req->counted = false;
-    st->kids[st->n].conn = req->dgram ? -1 : req->fd;
+    int conn = ss__conn(req);
+    st->kids[st->n].conn = conn;
     st->n++;
     pthread_mutex_unlock(&st->mu);
-    if (!req->dgram)
+    if (conn >= 0)
         req->fd = -1; /* now the table's */
     ss__request_reset(req);
     return 0;
@@ -277,25 +262,14 @@ static void fork_service(ss_server *srv)
         collect_children(srv, false);
 }
 
-static unsigned fork_active(ss_server *srv)
+/* Drain's wait: nothing signals a child's end until it is reaped. */
+static void fork_wait_step(ss_server *srv, double deadline)
 {
     collect_children(srv, false);
-    return (unsigned)nchildren(srv);
-}
-
-static int fork_drain(ss_server *srv, double timeout)
-{
-    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-    collect_children(srv, false);
-    while (nchildren(srv) > 0) {
-        if (ss__ms_until(deadline) == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
+    if (nchildren(srv) > 0) {
         wait_any_child(srv, deadline, false);
         collect_children(srv, false);
     }
-    return 0;
 }
 
 static void fork_close(ss_server *srv)
@@ -312,6 +286,8 @@ static void fork_destroy(ss_server *srv)
         ss__close(st->kids[i].pidfd);
         ss__close(st->kids[i].conn);
     }
+    ss__close(st->epfd);
+    srv->mode_service_fd = -1;
     free(st->kids);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -334,12 +310,12 @@ const ss__mode ss__mode_fork = {
     .name = "forking",
     .poll_first = true,
     .init = fork_init,
-    .acquire = fork_acquire,
+    .acquire = ss__acquire_loop_request,
     .process = fork_process,
-    .release = fork_release,
+    .release = ss__release_reset,
     .service = fork_service,
-    .active = fork_active,
-    .drain = fork_drain,
+    .unpublish = NULL,
+    .wait_step = fork_wait_step,
     .close = fork_close,
     .destroy = fork_destroy,
     .cut = fork_cut,

@@ -20,26 +20,34 @@
 
 typedef struct pool_state {
     pthread_mutex_t mu;
-    pthread_cond_t work;      /* a request was queued, or stopping */
-    pthread_cond_t idle;      /* queue empty and no worker busy */
+    pthread_cond_t work; /* a request was queued, or stopping */
     pthread_t *threads;
     unsigned nthreads;
     ss_request **all;
     unsigned nall;
     ss_request **free_list;
     unsigned nfree;
-    ss_request **queue;       /* ring of qcap entries */
+    ss_request **queue; /* ring of qcap entries */
     unsigned qhead, qcount, qcap;
-    unsigned busy;
     bool stopping;
-    bool loop_waiting;        /* the loop waits for a free object */
+    bool loop_waiting; /* the loop waits for a free object */
     int efd;
     ss_request *reject_obj;
 } pool_state;
 
+/* The pool's part of each request object (ss_request.mode_ext). */
+typedef struct pool_req {
+    bool running; /* a worker runs it (under the pool lock) */
+} pool_req;
+
 static pool_state *state(ss_server *srv)
 {
     return srv->mode_state;
+}
+
+static pool_req *ext(ss_request *req)
+{
+    return (pool_req *)req->mode_ext;
 }
 
 static void signal_loop(pool_state *st)
@@ -68,26 +76,23 @@ static void *worker(void *p)
         ss_request *req = st->queue[st->qhead];
         st->qhead = (st->qhead + 1) % st->qcap;
         st->qcount--;
-        st->busy++;
-        req->running = true;
+        ext(req)->running = true;
         pthread_mutex_unlock(&st->mu);
 
         /* A stopping server starts no queued request: it is closed
          * unserved. SS_ABORT ends only this request. */
         if (!ss__stopping(srv))
-            (void)ss__finish_request(req);
-        pthread_mutex_lock(&st->mu);
-        req->running = false; /* before its descriptor closes: see abort */
-        pthread_mutex_unlock(&st->mu);
-        ss__shutdown_request(req);
+            (void)ss__run_request(req);
+        else
+            ss__end_request(req);
         ss__request_reset(req);
 
         pthread_mutex_lock(&st->mu);
-        st->busy--;
         st->free_list[st->nfree++] = req;
         signal_loop(st);
-        if (st->qcount + st->busy <= 1)
-            pthread_cond_broadcast(&st->idle);
+        pthread_mutex_unlock(&st->mu);
+        ss__active_end(srv);
+        pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
@@ -120,7 +125,6 @@ static void free_state(pool_state *st)
     free(st->free_list);
     free(st->queue);
     pthread_cond_destroy(&st->work);
-    pthread_cond_destroy(&st->idle);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -135,7 +139,6 @@ static int pool_init(ss_server *srv)
         return -1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->work, NULL);
-    pthread_cond_init(&st->idle, NULL);
     st->efd = -1;
     unsigned n = srv->opt.pool_workers + srv->opt.pool_queue;
     st->threads = calloc(srv->opt.pool_workers, sizeof *st->threads);
@@ -166,6 +169,7 @@ static int pool_init(ss_server *srv)
 
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, srv->opt.thread_stack_size);
+    (void)ss__attr_block_signals(&attr);
     for (unsigned i = 0; i < srv->opt.pool_workers; i++) {
         err = pthread_create(&st->threads[i], &attr, worker, srv);
         if (err != 0)
@@ -199,13 +203,22 @@ static ss_request *pool_acquire(ss_server *srv)
         srv->mode_wait_fd = -1;
     } else if (srv->opt.pool_full == SS_POOL_REJECT) {
         req = st->reject_obj;
-        req->rejected = true;
+        req->reject_reason = SS_REJECT_QUEUE_FULL; /* to be dropped */
     } else {
         st->loop_waiting = true;
         srv->mode_wait_fd = st->efd;
     }
     pthread_mutex_unlock(&st->mu);
     return req;
+}
+
+/* Before the descriptor closes: abort and cut leave it alone from now. */
+static void pool_unpublish(ss_server *srv, ss_request *req)
+{
+    pool_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    ext(req)->running = false;
+    pthread_mutex_unlock(&st->mu);
 }
 
 static void pool_release(ss_server *srv, ss_request *req)
@@ -224,12 +237,12 @@ static int pool_process(ss_server *srv, ss_request *req)
 {
     pool_state *st = state(srv);
 
-    if (req->rejected) {
-        req->reject_reason = SS_REJECT_QUEUE_FULL;
+    if (req == st->reject_obj) {
         ss__reject_request(req);
         ss__request_reset(req);
         return 0;
     }
+    ss__active_begin(srv); /* from the queue on, as running */
     pthread_mutex_lock(&st->mu);
     st->queue[(st->qhead + st->qcount) % st->qcap] = req;
     st->qcount++;
@@ -238,33 +251,19 @@ static int pool_process(ss_server *srv, ss_request *req)
     return 0;
 }
 
-static unsigned pool_active(ss_server *srv)
+/* Close a queued request unserved (st->mu held). */
+static void drop_queued_locked(ss_server *srv, pool_state *st)
 {
-    pool_state *st = state(srv);
-    pthread_mutex_lock(&st->mu);
-    unsigned n = st->qcount + st->busy;
-    pthread_mutex_unlock(&st->mu);
-    return n;
-}
-
-static int pool_drain(ss_server *srv, double timeout)
-{
-    pool_state *st = state(srv);
-    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-    int rc = 0;
-
-    unsigned left = ss__current_server == srv ? 1 : 0; /* not ourselves */
-    pthread_mutex_lock(&st->mu);
-    while (st->qcount + st->busy > left) {
-        if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
-            rc = -1;
-            break;
-        }
+    while (st->qcount > 0) {
+        ss_request *req = st->queue[st->qhead];
+        st->qhead = (st->qhead + 1) % st->qcap;
+        st->qcount--;
+        ss__shutdown_request(req);
+        ss__request_reset(req);
+        st->free_list[st->nfree++] = req;
+        signal_loop(st);
+        ss__active_end(srv);
     }
-    pthread_mutex_unlock(&st->mu);
-    if (rc < 0)
-        errno = ETIMEDOUT;
-    return rc;
 }
 
 static void pool_close(ss_server *srv)
@@ -274,14 +273,7 @@ static void pool_close(ss_server *srv)
     if (!srv->opt.block_on_close) {
         /* Not waiting: queued requests are closed unserved. */
         pthread_mutex_lock(&st->mu);
-        while (st->qcount > 0) {
-            ss_request *req = st->queue[st->qhead];
-            st->qhead = (st->qhead + 1) % st->qcap;
-            st->qcount--;
-            ss__shutdown_request(req);
-            ss__request_reset(req);
-            st->free_list[st->nfree++] = req;
-        }
+        drop_queued_locked(srv, st);
         pthread_mutex_unlock(&st->mu);
         /* Nor for the requests running now: the workers end after them
          * and are joined by ss_server_free. */
@@ -300,7 +292,7 @@ static void pool_destroy(ss_server *srv)
      * their connections are cut; then they can be joined. */
     pthread_mutex_lock(&st->mu);
     for (unsigned i = 0; i < st->nall; i++) {
-        if (st->all[i]->running) {
+        if (ext(st->all[i])->running) {
             atomic_store(&srv->aborting, true);
             ss__abort_request(st->all[i]);
         }
@@ -317,32 +309,24 @@ static void pool_cut(ss_server *srv)
 {
     pool_state *st = state(srv);
     pthread_mutex_lock(&st->mu);
-    while (st->qcount > 0) {
-        ss_request *req = st->queue[st->qhead];
-        st->qhead = (st->qhead + 1) % st->qcap;
-        st->qcount--;
-        ss__shutdown_request(req);
-        ss__request_reset(req);
-        st->free_list[st->nfree++] = req;
-        signal_loop(st);
-    }
+    drop_queued_locked(srv, st);
     for (unsigned i = 0; i < st->nall; i++)
-        if (st->all[i]->running)
+        if (ext(st->all[i])->running)
             ss__abort_request(st->all[i]);
-    pthread_cond_broadcast(&st->idle);
     pthread_mutex_unlock(&st->mu);
 }
 
 const ss__mode ss__mode_pool = {
     .name = "pool",
     .poll_first = false,
+    .req_ext_size = sizeof(pool_req),
     .init = pool_init,
     .acquire = pool_acquire,
     .process = pool_process,
     .release = pool_release,
     .service = NULL,
-    .active = pool_active,
-    .drain = pool_drain,
+    .unpublish = pool_unpublish,
+    .wait_step = NULL,
     .close = pool_close,
     .destroy = pool_destroy,
     .cut = pool_cut,

@@ -1,24 +1,39 @@
 /*
  * mode_sync.c - one request at a time, in the serving thread (Python's plain
- * TCPServer/UDPServer). One request object is reused: no allocation, lock or
- * extra system call per request.
+ * TCPServer/UDPServer). One request object is reused: no allocation or extra
+ * system call per request, and one uncontended lock (ss__active_end).
  */
-#include <errno.h>
-#include <math.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 
 #include "internal.h"
 
-static ss_request *sync_acquire(ss_server *srv)
+typedef struct sync_state {
+    /* The running request's connection, for a graceful stop's cut in
+     * another thread: -1 none, -2 being cut. */
+    atomic_int fd;
+} sync_state;
+
+static atomic_int *published(ss_server *srv)
 {
-    return srv->sync_req;
+    return &((sync_state *)srv->mode_state)->fd;
 }
 
-static void sync_release(ss_server *srv, ss_request *req)
+static int sync_init(ss_server *srv)
 {
-    (void)srv;
-    ss__request_reset(req);
+    sync_state *st = malloc(sizeof *st);
+    if (st == NULL)
+        return -1;
+    atomic_init(&st->fd, -1);
+    srv->mode_state = st;
+    return 0;
+}
+
+static void sync_destroy(ss_server *srv)
+{
+    free(srv->mode_state);
+    srv->mode_state = NULL;
 }
 
 /* The connection stops being visible to a graceful stop's cut (another
@@ -27,11 +42,11 @@ static void sync_release(ss_server *srv, ss_request *req)
  * reused descriptor number. */
 static void sync_unpublish(ss_server *srv)
 {
-    int fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
-    while (fd != -1 && !atomic_compare_exchange_weak(&srv->sync_fd, &fd, -1)) {
+    int fd = atomic_load_explicit(published(srv), memory_order_acquire);
+    while (fd != -1 && !atomic_compare_exchange_weak(published(srv), &fd, -1)) {
         if (fd == -2) {
             sched_yield();
-            fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
+            fd = atomic_load_explicit(published(srv), memory_order_acquire);
         }
     }
 }
@@ -39,77 +54,46 @@ static void sync_unpublish(ss_server *srv)
 /* Cut the running request, from the thread that runs the graceful stop. */
 static void sync_cut(ss_server *srv)
 {
-    int fd = atomic_load_explicit(&srv->sync_fd, memory_order_acquire);
-    if (fd < 0 || !atomic_compare_exchange_strong(&srv->sync_fd, &fd, -2))
+    int fd = atomic_load_explicit(published(srv), memory_order_acquire);
+    if (fd < 0 || !atomic_compare_exchange_strong(published(srv), &fd, -2))
         return; /* none, or it ended meanwhile */
     (void)shutdown(fd, SHUT_RD);
-    atomic_store_explicit(&srv->sync_fd, fd, memory_order_release);
+    atomic_store_explicit(published(srv), fd, memory_order_release);
+}
+
+static void sync_unpublish_req(ss_server *srv, ss_request *req)
+{
+    (void)req;
+    sync_unpublish(srv);
 }
 
 static int sync_process(ss_server *srv, ss_request *req)
 {
-    /* Release: the stop-signal handler reads loop_thread after seeing it. */
-    atomic_store_explicit(&srv->sync_active, 1, memory_order_release);
-    atomic_store_explicit(&srv->sync_fd, req->dgram ? -1 : req->fd, memory_order_release);
-    int rc = ss__finish_request(req);
-    sync_unpublish(srv);
-    ss__shutdown_request(req);
+    /* After loop_thread was written (enter_loop): the stop-signal handler
+     * reads it once it sees a request running. */
+    ss__active_begin(srv);
+    atomic_store_explicit(published(srv), ss__conn(req), memory_order_release);
+    /* A handler that drains its own server must not wait for itself. */
+    ss_server *outer = ss__current_server;
+    ss__current_server = srv;
+    int rc = ss__run_request(req);
+    ss__current_server = outer;
     ss__request_reset(req);
-    atomic_store_explicit(&srv->sync_active, 0, memory_order_relaxed);
+    ss__active_end(srv);
     return rc == SS_ABORT ? SS_ABORT : 0;
-}
-
-static unsigned sync_active(ss_server *srv)
-{
-    return atomic_load_explicit(&srv->sync_active, memory_order_relaxed);
-}
-
-/* Requests run inside the loop; when the loop is not in one, none runs.
- * From the loop's own thread (a handler) there is nothing to wait for. */
-static int sync_drain(ss_server *srv, double timeout)
-{
-    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-    int rc = 0;
-
-    pthread_mutex_lock(&srv->mu);
-    bool inside = srv->running && pthread_equal(srv->loop_thread, pthread_self());
-    while (!inside && srv->running && sync_active(srv) != 0) {
-        if (ss__ms_until(deadline) == 0) {
-            rc = -1;
-            break;
-        }
-        /* The loop signals nothing per request (that would cost every
-         * request a lock); look again every few milliseconds. */
-        double step = ss__now() + 0.005;
-        (void)ss__cond_wait_until(&srv->cv, &srv->mu, step < deadline ? step : deadline);
-    }
-    pthread_mutex_unlock(&srv->mu);
-    if (rc < 0)
-        errno = ETIMEDOUT;
-    return rc;
-}
-
-static void sync_close(ss_server *srv)
-{
-    (void)srv;
-}
-
-static void sync_destroy(ss_server *srv)
-{
-    (void)srv;
 }
 
 const ss__mode ss__mode_sync = {
     .name = "sync",
     .poll_first = false,
-    .init = NULL,
-    .acquire = sync_acquire,
+    .init = sync_init,
+    .acquire = ss__acquire_loop_request,
     .process = sync_process,
-    .release = sync_release,
+    .release = ss__release_reset,
     .service = NULL,
-    .active = sync_active,
-    .drain = sync_drain,
-    .close = sync_close,
+    .unpublish = sync_unpublish_req,
+    .wait_step = NULL,
+    .close = NULL,
     .destroy = sync_destroy,
     .cut = sync_cut,
 };

@@ -5,11 +5,11 @@
  * daemon_threads) are created joinable; when one ends it puts its id on a
  * list of finished threads, which the next request (or close) joins, so the
  * list stays short however long the server runs (bpo-37193). All others are
- * detached. A count of running threads serves close, drain and free, which
- * must outwait even daemon threads before the server's memory goes.
+ * detached. The server's count of running requests (srv->active) serves
+ * close, drain and free, which must outwait even daemon threads before the
+ * server's memory goes.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +17,10 @@
 
 typedef struct thread_state {
     pthread_mutex_t mu;
-    pthread_cond_t idle;       /* running dropped to 0 */
-    unsigned running;
-    pthread_t *done;           /* finished joinable threads, to join */
+    pthread_t *done; /* finished joinable threads, to join */
     size_t ndone, done_cap;
-    ss_request *spare;         /* object for the next get_request */
-    ss_request *live;          /* running requests, linked by prev/next */
+    ss_request *spare; /* object for the next get_request */
+    ss_request *live;  /* running requests, linked by prev/next */
     pthread_attr_t attr_joinable;
     pthread_attr_t attr_detached;
 } thread_state;
@@ -32,9 +30,20 @@ typedef struct thread_arg {
     bool joinable;
 } thread_arg;
 
+/* The threading mode's part of each request object (ss_request.mode_ext):
+ * its links in the list of running requests. */
+typedef struct thread_req {
+    ss_request *prev, *next;
+} thread_req;
+
 static thread_state *state(ss_server *srv)
 {
     return srv->mode_state;
+}
+
+static thread_req *ext(ss_request *req)
+{
+    return (thread_req *)req->mode_ext;
 }
 
 static int thread_init(ss_server *srv)
@@ -43,12 +52,13 @@ static int thread_init(ss_server *srv)
     if (st == NULL)
         return -1;
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->idle, NULL);
     pthread_attr_init(&st->attr_joinable);
     pthread_attr_init(&st->attr_detached);
     pthread_attr_setdetachstate(&st->attr_detached, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&st->attr_joinable, srv->opt.thread_stack_size);
     pthread_attr_setstacksize(&st->attr_detached, srv->opt.thread_stack_size);
+    (void)ss__attr_block_signals(&st->attr_joinable);
+    (void)ss__attr_block_signals(&st->attr_detached);
     srv->mode_state = st;
     return 0;
 }
@@ -80,25 +90,30 @@ static ss_request *thread_acquire(ss_server *srv)
 {
     thread_state *st = state(srv);
     if (st->spare == NULL)
-        st->spare = ss__request_new(srv);
+        st->spare = ss__request_new(srv); /* NULL: ENOMEM, the loop backs off */
     return st->spare;
 }
 
-static void thread_release(ss_server *srv, ss_request *req)
+/* Take a request off the list of running ones (st->mu held). */
+static void unlink_live_locked(thread_state *st, ss_request *req)
 {
-    (void)srv;
-    ss__request_reset(req);
+    thread_req *x = ext(req);
+    if (x->prev != NULL)
+        ext(x->prev)->next = x->next;
+    else
+        st->live = x->next;
+    if (x->next != NULL)
+        ext(x->next)->prev = x->prev;
 }
 
-/* Take a request off the list of running ones (st->mu held). */
-static void unlink_live(thread_state *st, ss_request *req)
+/* Off the live list before the descriptor closes, so that an abort or a
+ * cut never touches a descriptor number that is reused meanwhile. */
+static void thread_unpublish(ss_server *srv, ss_request *req)
 {
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else
-        st->live = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+    thread_state *st = state(srv);
+    pthread_mutex_lock(&st->mu);
+    unlink_live_locked(st, req);
+    pthread_mutex_unlock(&st->mu);
 }
 
 static void *request_thread(void *p)
@@ -110,22 +125,17 @@ static void *request_thread(void *p)
     bool joinable = arg->joinable;
 
     free(arg);
-    /* Signals belong to the application's threads. Blocked here rather
-     * than around pthread_create, so the serving thread never has them
-     * blocked: a stop signal that reaches this thread before this line
-     * only runs the (thread-safe) stop handler. */
+    /* Signals belong to the application's threads. The thread starts
+     * with them blocked where the C library can (ss__attr_block_signals);
+     * elsewhere they are blocked here rather than around pthread_create,
+     * so the serving thread never has them blocked: a stop signal that
+     * reaches this thread before this line only runs the (thread-safe)
+     * stop handler. */
     ss__block_signals(NULL);
     ss__current_server = srv;
     /* Python's process_request_thread: errors were reported by
      * finish_request; SS_ABORT ends only this request. */
-    (void)ss__finish_request(req);
-
-    /* Off the live list before the descriptor closes, so that an abort
-     * never touches a descriptor number that is reused meanwhile. */
-    pthread_mutex_lock(&st->mu);
-    unlink_live(st, req);
-    pthread_mutex_unlock(&st->mu);
-    ss__shutdown_request(req);
+    (void)ss__run_request(req);
     ss__request_free(req);
 
     pthread_mutex_lock(&st->mu);
@@ -143,9 +153,8 @@ static void *request_thread(void *p)
         else
             pthread_detach(pthread_self()); /* out of memory: nobody will join */
     }
-    st->running--;
-    pthread_cond_broadcast(&st->idle);
     pthread_mutex_unlock(&st->mu);
+    ss__active_end(srv); /* the last touch of srv: free may follow at once */
     return NULL;
 }
 
@@ -154,7 +163,6 @@ static int thread_process(ss_server *srv, ss_request *req)
     thread_state *st = state(srv);
     bool joinable = tracked(srv);
     pthread_t tid;
-    int err;
 
     st->spare = NULL; /* the thread owns the object now */
     if (joinable)
@@ -162,79 +170,48 @@ static int thread_process(ss_server *srv, ss_request *req)
 
     thread_arg *arg = malloc(sizeof *arg);
     if (arg == NULL) {
-        err = errno;
-        goto fail;
+        /* Report it, close the request, keep serving. */
+        ss__handle_error(srv, req, errno);
+        ss__shutdown_request(req);
+        ss__request_free(req);
+        return 0;
     }
     arg->req = req;
     arg->joinable = joinable;
+    ss__active_begin(srv);
     pthread_mutex_lock(&st->mu);
-    st->running++;
-    req->prev = NULL;
-    req->next = st->live;
+    ext(req)->prev = NULL;
+    ext(req)->next = st->live;
     if (st->live != NULL)
-        st->live->prev = req;
+        ext(st->live)->prev = req;
     st->live = req;
     pthread_mutex_unlock(&st->mu);
 
-    err = pthread_create(&tid, joinable ? &st->attr_joinable : &st->attr_detached,
-                         request_thread, arg);
+    int err = pthread_create(&tid, joinable ? &st->attr_joinable : &st->attr_detached,
+                             request_thread, arg);
     if (err == 0)
         return 0;
 
     free(arg);
-    pthread_mutex_lock(&st->mu);
-    unlink_live(st, req);
-    if (--st->running == 0)
-        pthread_cond_broadcast(&st->idle);
-    pthread_mutex_unlock(&st->mu);
-fail:
     /* No thread: report it, close the request, keep serving. */
     ss__handle_error(srv, req, err);
-    ss__shutdown_request(req);
+    ss__end_request(req);
     ss__request_free(req);
+    ss__active_end(srv);
     return 0;
 }
 
-static unsigned thread_active(ss_server *srv)
+/* Join what ended (each loop turn, and after a drain). */
+static void thread_service(ss_server *srv)
 {
-    thread_state *st = state(srv);
-    pthread_mutex_lock(&st->mu);
-    unsigned n = st->running;
-    pthread_mutex_unlock(&st->mu);
-    return n;
-}
-
-/* Wait until at most `left` requests run (1 when a handler drains its own
- * server: it cannot wait for itself). */
-static int wait_idle(thread_state *st, double timeout, unsigned left)
-{
-    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
-    int rc = 0;
-
-    pthread_mutex_lock(&st->mu);
-    while (st->running > left) {
-        if (ss__cond_wait_until(&st->idle, &st->mu, deadline) == ETIMEDOUT) {
-            rc = -1;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&st->mu);
-    if (rc < 0)
-        errno = ETIMEDOUT;
-    return rc;
-}
-
-static int thread_drain(ss_server *srv, double timeout)
-{
-    int rc = wait_idle(state(srv), timeout, ss__current_server == srv ? 1 : 0);
-    join_done(state(srv));
-    return rc;
+    if (tracked(srv))
+        join_done(state(srv));
 }
 
 static void thread_close(ss_server *srv)
 {
     if (tracked(srv))
-        (void)wait_idle(state(srv), -1, 0);
+        (void)ss__active_wait(srv, 0, -1);
     join_done(state(srv));
 }
 
@@ -248,16 +225,15 @@ static void thread_destroy(ss_server *srv)
     pthread_mutex_lock(&st->mu);
     if (st->live != NULL)
         atomic_store(&srv->aborting, true);
-    for (ss_request *r = st->live; r != NULL; r = r->next)
+    for (ss_request *r = st->live; r != NULL; r = ext(r)->next)
         ss__abort_request(r);
     pthread_mutex_unlock(&st->mu);
-    (void)wait_idle(st, -1, 0);
+    (void)ss__active_wait(srv, 0, -1);
     join_done(st);
     ss__request_free(st->spare);
     free(st->done);
     pthread_attr_destroy(&st->attr_joinable);
     pthread_attr_destroy(&st->attr_detached);
-    pthread_cond_destroy(&st->idle);
     pthread_mutex_destroy(&st->mu);
     free(st);
     srv->mode_state = NULL;
@@ -268,7 +244,7 @@ static void thread_cut(ss_server *srv)
 {
     thread_state *st = state(srv);
     pthread_mutex_lock(&st->mu);
-    for (ss_request *r = st->live; r != NULL; r = r->next)
+    for (ss_request *r = st->live; r != NULL; r = ext(r)->next)
         ss__abort_request(r);
     pthread_mutex_unlock(&st->mu);
 }
@@ -276,13 +252,14 @@ static void thread_cut(ss_server *srv)
 const ss__mode ss__mode_thread = {
     .name = "threading",
     .poll_first = false,
+    .req_ext_size = sizeof(thread_req),
     .init = thread_init,
     .acquire = thread_acquire,
     .process = thread_process,
-    .release = thread_release,
-    .service = NULL,
-    .active = thread_active,
-    .drain = thread_drain,
+    .release = ss__release_reset,
+    .service = thread_service,
+    .unpublish = thread_unpublish,
+    .wait_step = NULL,
     .close = thread_close,
     .destroy = thread_destroy,
     .cut = thread_cut,

@@ -5,24 +5,23 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 ss_request *ss__request_new(ss_server *srv)
 {
-    ss_request *req = calloc(1, sizeof *req);
+    ss_request *req = calloc(1, sizeof *req + srv->mode->req_ext_size);
     if (req == NULL)
         return NULL;
     req->srv = srv;
     req->fd = -1;
-    req->dgram = srv->socktype == SOCK_DGRAM;
     return req;
 }
 
@@ -33,7 +32,6 @@ void ss__request_reset(ss_request *req)
     req->truncated = false;
     req->eof = false;
     req->replied = false;
-    req->rejected = false;
     req->reject_reason = SS_REJECT_NONE;
     req->addrlen = 0;
     req->user = NULL;
@@ -62,8 +60,9 @@ void ss_default_handle_error(ss_server *srv, ss_request *req, int err)
         n = snprintf(line, sizeof line, "sockserv: error processing request from %s: %s\n",
                      ss_request_client_str(req), msg);
     else
-        n = snprintf(line, sizeof line, "sockserv: server %s: %s\n",
-                     ss_server_address_str(srv, addr, sizeof addr) ? addr : "?", msg);
+        n = snprintf(line, sizeof line, "sockserv: server %s (%s): %s\n",
+                     ss_server_address_str(srv, addr, sizeof addr) ? addr : "?",
+                     srv != NULL ? srv->mode->name : "?", msg);
     if (n > 0) {
         /* One write(2) per line keeps lines from concurrent threads whole.
          * A stderr pipe whose reader is gone must not kill the server with
@@ -118,15 +117,9 @@ int ss__finish_request(ss_request *req)
     }
     if (h->finish != NULL)
         h->finish(req);
-    if (req->dgram) {
-        if (ss__dgram_finish_reply(req) < 0 && rc == SS_OK) {
-            rc = SS_ERROR;
-            err = errno;
-        }
-    } else if (req->out_len > 0) {
-        /* Like Python's finish(): flush, but a peer that went away is not
-         * worth an error report. */
-        (void)ss__stream_flush(req);
+    if (srv->transport->finish_output(req) < 0 && rc == SS_OK) {
+        rc = SS_ERROR;
+        err = errno;
     }
 out:
     if (rc == SS_ABORT)
@@ -150,9 +143,35 @@ void ss__shutdown_request(ss_request *req)
     /* The slot is free before the peer can see the end of its connection,
      * so a client that reconnects at once is not turned away by itself. */
     ss__limits_leave(req);
-    if (!req->dgram && req->fd >= 0)
+    if (ss__conn(req) >= 0)
         (void)shutdown(req->fd, SHUT_WR); /* ENOTCONN is fine */
     ss__close_request(req);
+}
+
+int ss__run_request(ss_request *req)
+{
+    int rc = ss__finish_request(req);
+    ss__end_request(req);
+    return rc;
+}
+
+void ss__end_request(ss_request *req)
+{
+    ss_server *srv = req->srv;
+    if (srv->mode->unpublish != NULL)
+        srv->mode->unpublish(srv, req);
+    ss__shutdown_request(req);
+}
+
+ss_request *ss__acquire_loop_request(ss_server *srv)
+{
+    return srv->loop_req;
+}
+
+void ss__release_reset(ss_server *srv, ss_request *req)
+{
+    (void)srv;
+    ss__request_reset(req);
 }
 
 void ss__reject_request(ss_request *req)
@@ -161,12 +180,7 @@ void ss__reject_request(ss_request *req)
     if (srv->opt.reject != NULL) {
         srv->opt.reject(req);
         /* What the hook wrote goes out before the close. */
-        if (req->dgram) {
-            if (req->out_len > 0) /* a dropped datagram gets no empty reply */
-                (void)ss__dgram_finish_reply(req);
-        } else {
-            (void)ss__stream_flush(req);
-        }
+        srv->transport->reject_output(req);
     }
     ss__shutdown_request(req);
 }
@@ -177,14 +191,14 @@ void ss__reject_request(ss_request *req)
  * still can. */
 void ss__abort_request(ss_request *req)
 {
-    if (!req->dgram && req->fd >= 0)
+    if (ss__conn(req) >= 0)
         (void)shutdown(req->fd, SHUT_RD);
 }
 
 void ss__close_request(ss_request *req)
 {
     ss__limits_leave(req);
-    if (!req->dgram && req->fd >= 0)
+    if (ss__conn(req) >= 0)
         ss__close(req->fd);
     req->fd = -1;
 }
@@ -222,7 +236,7 @@ const char *ss_request_client_str(ss_request *req)
 
 const void *ss_request_data(const ss_request *req, size_t *len)
 {
-    if (!req->dgram) {
+    if (!ss_request_is_datagram(req)) {
         if (len != NULL)
             *len = 0;
         return NULL;
@@ -239,7 +253,7 @@ bool ss_request_truncated(const ss_request *req)
 
 bool ss_request_is_datagram(const ss_request *req)
 {
-    return req->dgram;
+    return req->srv->transport->socktype == SOCK_DGRAM;
 }
 
 void *ss_request_user(const ss_request *req)
@@ -254,7 +268,7 @@ void ss_request_set_user(ss_request *req, void *user)
 
 int ss_request_set_timeout(ss_request *req, double seconds)
 {
-    if (req->dgram || req->fd < 0) {
+    if (ss__conn(req) < 0) {
         errno = EINVAL;
         return -1;
     }

@@ -172,7 +172,9 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->wakefd = -1;
     srv->stopfd = -1;
     srv->mode_wait_fd = -1;
+    srv->mode_service_fd = -1;
     srv->mode = mode;
+    srv->transport = opt->type == SS_DATAGRAM ? &ss__transport_datagram : &ss__transport_stream;
     if (h != NULL)
         srv->handler = *h;
     if (srv->opt.max_children == 0)
@@ -180,16 +182,17 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     if (srv->opt.thread_stack_size == 0)
         srv->opt.thread_stack_size = SS__DEFAULT_STACK;
     atomic_init(&srv->stop, 0);
-    atomic_init(&srv->sync_active, 0);
+    atomic_init(&srv->active.n, 0);
     atomic_init(&srv->aborting, false);
     atomic_init(&srv->signal_stop, 0);
     atomic_init(&srv->stopping, 0);
     atomic_init(&srv->stop_cut, 0);
     atomic_init(&srv->stop_deadline_ns, 0);
     atomic_init(&srv->signal_forwarded, 0);
-    atomic_init(&srv->sync_fd, -1);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
+    pthread_mutex_init(&srv->active.mu, NULL);
+    pthread_cond_init(&srv->active.cv, NULL);
 
     srv->address = strdup(opt->address);
     if (srv->address == NULL)
@@ -205,8 +208,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         goto fail;
     if (ss__open_server_socket(srv) < 0)
         goto fail;
-    srv->sync_req = ss__request_new(srv);
-    if (srv->sync_req == NULL)
+    srv->loop_req = ss__request_new(srv);
+    if (srv->loop_req == NULL)
         goto fail;
     if (ss__limits_init(srv) < 0)
         goto fail;
@@ -220,10 +223,12 @@ fail:
     ss__close_server_socket(srv);
     ss__close(srv->wakefd);
     ss__close(srv->stopfd);
-    ss__request_free(srv->sync_req);
+    ss__request_free(srv->loop_req);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
+    pthread_mutex_destroy(&srv->active.mu);
+    pthread_cond_destroy(&srv->active.cv);
     free(srv);
     errno = err;
     return NULL;
@@ -356,8 +361,8 @@ static void on_stop_signal(int signo)
         atomic_store(&srv->stop_cut, 1); /* a second stop: cut at once */
     atomic_store(&srv->signal_stop, 1);
     ss_shutdown_async(srv);
-    /* sync_active is set (release) after loop_thread was written. */
-    if (srv->opt.mode == SS_MODE_SYNC && atomic_load(&srv->sync_active) != 0 &&
+    /* A sync request is counted (seq_cst) after loop_thread was written. */
+    if (srv->opt.mode == SS_MODE_SYNC && atomic_load(&srv->active.n) != 0 &&
         !pthread_equal(pthread_self(), srv->loop_thread)) {
         /* A sync handler runs in the loop's thread, and the signal went to
          * another one: send it on, so that the handler's blocked call is
@@ -450,8 +455,8 @@ static void start_backoff(ss_server *srv, int err)
     if (srv->backoff_ms == 0)
         srv->backoff_ms = SS__BACKOFF_MIN_MS;
     else if (srv->backoff_ms < SS__BACKOFF_MAX_MS)
-        srv->backoff_ms = srv->backoff_ms * 2 > SS__BACKOFF_MAX_MS ? SS__BACKOFF_MAX_MS
-                                                                    : srv->backoff_ms * 2;
+        srv->backoff_ms =
+            srv->backoff_ms * 2 > SS__BACKOFF_MAX_MS ? SS__BACKOFF_MAX_MS : srv->backoff_ms * 2;
 }
 
 /* Connection accounting, after verify_request and before the mode runs the
@@ -483,9 +488,14 @@ static int admit(ss_server *srv, ss_request *req)
 static int handle_request_noblock(ss_server *srv)
 {
     ss_request *req = srv->mode->acquire(srv);
-    if (req == NULL)
+    if (req == NULL) {
+        /* Full (the mode gave a descriptor to wait on), or no object could
+         * be made: out of memory, as for accept(), pause and retry. */
+        if (srv->mode_wait_fd < 0)
+            start_backoff(srv, errno != 0 ? errno : ENOMEM);
         return 0;
-    int got = ss__get_request(srv, req);
+    }
+    int got = srv->transport->get_request(srv, req);
     if (got <= 0) {
         if (got < 0) {
             int err = errno;
@@ -493,8 +503,7 @@ static int handle_request_noblock(ss_server *srv)
                 start_backoff(srv, err);
             else
                 ss__handle_error(srv, NULL, err);
-        }
-        else if (srv->backoff_ms > 0) {
+        } else if (srv->backoff_ms > 0) {
             /* Nothing waiting any more: the episode is over. */
             srv->backoff_ms = 0;
             srv->backoff_reported = false;
@@ -511,7 +520,9 @@ static int handle_request_noblock(ss_server *srv)
         srv->mode->release(srv, req);
         return 1;
     }
-    if (srv->limits != NULL && !req->rejected && admit(srv, req) < 0) {
+    /* A request the mode takes only to drop (reject_reason set) is not
+     * counted in. */
+    if (srv->limits != NULL && req->reject_reason == SS_REJECT_NONE && admit(srv, req) < 0) {
         srv->mode->release(srv, req);
         return 1;
     }
@@ -531,11 +542,12 @@ static void service_actions(ss_server *srv)
 }
 
 /* Wait until the server socket is readable (or the mode can take work
- * again), a stop is requested, or timeout_ms passes. Returns 1 when a
- * request may be waiting, 0 otherwise. */
+ * again), a stop is requested, or timeout_ms passes. The mode's service
+ * descriptor is watched too: when it is readable (a forked child ended) the
+ * service runs at once. Returns 1 when a request may be waiting, 0
+ * otherwise. */
 static int wait_ready(ss_server *srv, int timeout_ms)
 {
-    bool sock_ready, wake_ready;
     int fd;
 
     if (srv->backoff_ms > 0) {
@@ -545,19 +557,35 @@ static int wait_ready(ss_server *srv, int timeout_ms)
     } else {
         fd = srv->mode_wait_fd >= 0 ? srv->mode_wait_fd : srv->fd;
     }
-    if (ss__poll(fd, srv->wakefd, timeout_ms, &sock_ready, &wake_ready) < 0)
-        return 0; /* EINTR: the caller looks at the clock and the flag */
-    if (wake_ready) {
+    int fds[3] = {fd, srv->wakefd, srv->mode_service_fd};
+    bool ready[3];
+    if (ss__poll(fds, ready, 3, timeout_ms) < 0) {
+        if (errno == EINTR)
+            return 0; /* the caller looks at the clock and the flag */
+        /* poll itself failed (ENOMEM; EBADF after a misuse): report it
+         * once and pause, as for accept(), rather than spin. The pause
+         * cannot be a poll, so it is a sleep; a signal ends it early. */
+        start_backoff(srv, errno);
+        int ms = timeout_ms >= 0 && timeout_ms < (int)srv->backoff_ms ? timeout_ms
+                                                                      : (int)srv->backoff_ms;
+        struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        (void)nanosleep(&pause, NULL);
+        return 0;
+    }
+    if (ready[1]) {
         /* Any write to the wakeup descriptor is a stop request, also one
          * from a forked child that could not set our flag. */
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
         return 0;
     }
+    if (ready[2] && srv->mode->service != NULL)
+        srv->mode->service(srv);
     if (srv->backoff_ms > 0 && fd < 0) {
-        /* The pause is over: try accept() again on the next turn. */
-        return 1;
+        /* The pause is over (unless the service woke us): try accept()
+         * again on the next turn. */
+        return ready[2] ? 0 : 1;
     }
-    return sock_ready ? 1 : 0;
+    return ready[0] ? 1 : 0;
 }
 
 /* One turn of the loop: try first, wait only when nothing is there (under
@@ -588,17 +616,17 @@ static int graceful_stop(ss_server *srv)
     unsigned self = ss__current_server == srv ? 1 : 0;
     double deadline = (double)atomic_load(&srv->stop_deadline_ns) / 1e9;
 
-    while (srv->mode->active(srv) > self) {
+    while (ss_server_active(srv) > self) {
         if (atomic_load(&srv->stop_cut) != 0)
             break;
         double left = deadline - ss__now();
         if (left <= 0)
             break;
-        (void)srv->mode->drain(srv, left < SS__STOP_STEP ? left : SS__STOP_STEP);
+        (void)ss__active_wait(srv, self, left < SS__STOP_STEP ? left : SS__STOP_STEP);
     }
-    if (srv->mode->active(srv) > self) {
+    if (ss_server_active(srv) > self) {
         srv->mode->cut(srv);
-        if (srv->mode->drain(srv, SS__STOP_AFTER_CUT) != 0) {
+        if (ss__active_wait(srv, self, SS__STOP_AFTER_CUT) != 0) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -793,18 +821,79 @@ int ss_handle_request(ss_server *srv)
 
 /* ---- drain, close, free, accessors ------------------------------------ */
 
+void ss__active_begin(ss_server *srv)
+{
+    atomic_fetch_add(&srv->active.n, 1);
+}
+
+void ss__active_end(ss_server *srv)
+{
+    /* Under the lock, so that a waiter that sees the count drop cannot go
+     * on to free the server before this thread is done with it. */
+    pthread_mutex_lock(&srv->active.mu);
+    atomic_fetch_sub(&srv->active.n, 1);
+    if (srv->active.waiters > 0)
+        pthread_cond_broadcast(&srv->active.cv);
+    pthread_mutex_unlock(&srv->active.mu);
+}
+
+unsigned ss__active_now(ss_server *srv)
+{
+    return atomic_load(&srv->active.n);
+}
+
+int ss__active_wait(ss_server *srv, unsigned left, double timeout)
+{
+    double deadline = timeout < 0 ? (double)INFINITY : ss__now() + timeout;
+    int rc = 0;
+
+    pthread_mutex_lock(&srv->active.mu);
+    srv->active.waiters++;
+    while (atomic_load(&srv->active.n) > left) {
+        if (ss__ms_until(deadline) == 0) {
+            rc = -1;
+            break;
+        }
+        if (srv->mode->wait_step != NULL) {
+            /* Nobody signals the end (forking: the child's exit needs a
+             * reap): the mode looks itself. */
+            pthread_mutex_unlock(&srv->active.mu);
+            srv->mode->wait_step(srv, deadline);
+            pthread_mutex_lock(&srv->active.mu);
+        } else {
+            (void)ss__cond_wait_until(&srv->active.cv, &srv->active.mu, deadline);
+        }
+    }
+    srv->active.waiters--;
+    pthread_mutex_unlock(&srv->active.mu);
+    if (rc < 0)
+        errno = ETIMEDOUT;
+    return rc;
+}
+
 int ss_server_drain(ss_server *srv, double timeout)
 {
     if (srv == NULL) {
         errno = EINVAL;
         return -1;
     }
-    return srv->mode->drain(srv, timeout);
+    /* A handler draining its own server cannot wait for itself. */
+    int rc = ss__active_wait(srv, ss__current_server == srv ? 1 : 0, timeout);
+    int err = errno;
+    if (srv->mode->service != NULL)
+        srv->mode->service(srv); /* reap or join what ended */
+    errno = err;
+    return rc;
 }
 
 unsigned ss_server_active(ss_server *srv)
 {
-    return srv == NULL ? 0 : srv->mode->active(srv);
+    if (srv == NULL)
+        return 0;
+    /* Forking: a child that has ended but is not reaped does not count. */
+    if (srv->mode->wait_step != NULL && srv->mode->service != NULL)
+        srv->mode->service(srv);
+    return ss__active_now(srv);
 }
 
 void ss_server_close(ss_server *srv)
@@ -812,17 +901,19 @@ void ss_server_close(ss_server *srv)
     if (srv == NULL || srv->closed)
         return;
     srv->closed = true;
-    if (srv->socktype == SOCK_STREAM) {
+    if (!srv->transport->shared_socket) {
         /* Stop accepting first, then wait for the connections in flight. */
         ss__close_server_socket(srv);
-        srv->mode->close(srv);
+        if (srv->mode->close != NULL)
+            srv->mode->close(srv);
         return;
     }
     /* Datagram handlers reply through the server socket: it closes only
      * after them. Daemon threads are not waited for here, so if any still
      * runs, the descriptor stays open (but out of reach) until free. */
-    srv->mode->close(srv);
-    if (srv->mode->active(srv) > 0) {
+    if (srv->mode->close != NULL)
+        srv->mode->close(srv);
+    if (ss_server_active(srv) > 0) {
         srv->deferred_fd = srv->fd;
         srv->fd = -1;
     }
@@ -841,15 +932,18 @@ void ss_server_free(ss_server *srv)
     while (atomic_load(&signal_in_flight) != 0)
         sched_yield();
     ss_server_close(srv);
-    srv->mode->destroy(srv);
+    if (srv->mode->destroy != NULL)
+        srv->mode->destroy(srv);
     ss__limits_free(srv);
     ss__close(srv->deferred_fd);
-    ss__request_free(srv->sync_req);
+    ss__request_free(srv->loop_req);
     ss__close(srv->wakefd);
     ss__close(srv->stopfd);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
+    pthread_mutex_destroy(&srv->active.mu);
+    pthread_cond_destroy(&srv->active.cv);
     free(srv);
 }
 
@@ -892,11 +986,19 @@ int ss_server_port(const ss_server *srv)
 
 ss_mode ss_server_mode(const ss_server *srv)
 {
+    if (srv == NULL) {
+        errno = EINVAL;
+        return SS_MODE_SYNC;
+    }
     return srv->opt.mode;
 }
 
 ss_socktype ss_server_type(const ss_server *srv)
 {
+    if (srv == NULL) {
+        errno = EINVAL;
+        return SS_STREAM;
+    }
     return srv->opt.type;
 }
 

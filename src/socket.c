@@ -44,21 +44,13 @@ int ss__open_server_socket(ss_server *srv)
 {
     struct sockaddr_storage addr;
     socklen_t len;
-    int type = srv->opt.type == SS_DATAGRAM ? SOCK_DGRAM : SOCK_STREAM;
+    int type = srv->transport->socktype;
     int fd = -1;
+    const char *made = NULL; /* the Unix socket file bind created */
 
     if (ss_parse_address(srv->address, type, &addr, &len) < 0)
         return -1;
     srv->family = addr.ss_family;
-    srv->socktype = type;
-    if (addr.ss_family == AF_INET6)
-        srv->dgram_reply_max = SS__DGRAM_REPLY_MAX6;
-    else if (addr.ss_family == AF_UNIX)
-        srv->dgram_reply_max = srv->opt.max_packet_size > SS__DGRAM_REPLY_MAX
-                                   ? srv->opt.max_packet_size
-                                   : SS__DGRAM_REPLY_MAX;
-    else
-        srv->dgram_reply_max = SS__DGRAM_REPLY_MAX;
 
     fd = socket(addr.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -84,7 +76,9 @@ int ss__open_server_socket(ss_server *srv)
 
     if (bind(fd, (const struct sockaddr *)&addr, len) < 0)
         goto fail;
-    if (type == SOCK_STREAM && listen(fd, srv->opt.request_queue_size) < 0)
+    if (addr.ss_family == AF_UNIX && ((const struct sockaddr_un *)&addr)->sun_path[0] != '\0')
+        made = ((const struct sockaddr_un *)&addr)->sun_path;
+    if (srv->transport->activate(srv, fd) < 0)
         goto fail;
 
     srv->boundlen = sizeof srv->bound;
@@ -97,10 +91,8 @@ int ss__open_server_socket(ss_server *srv)
         if (sun->sun_path[0] != '\0' && srv->opt.unlink_stale_unix &&
             lstat(sun->sun_path, &st) == 0) {
             srv->unix_path = strdup(sun->sun_path);
-            if (srv->unix_path == NULL) {
-                (void)unlink(sun->sun_path);
+            if (srv->unix_path == NULL)
                 goto fail;
-            }
             srv->unix_dev = st.st_dev;
             srv->unix_ino = st.st_ino;
         }
@@ -110,9 +102,20 @@ int ss__open_server_socket(ss_server *srv)
 
 fail:;
     int err = errno;
+    /* A failure after bind must not leave the socket file behind. */
+    if (made != NULL)
+        (void)unlink(made);
     ss__close(fd);
     errno = err;
     return -1;
+}
+
+void ss__child_server_socket(ss_server *srv)
+{
+    if (!srv->transport->shared_socket) {
+        ss__close(srv->fd);
+        srv->fd = -1;
+    }
 }
 
 void ss__close_server_socket(ss_server *srv)

@@ -4,8 +4,8 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -130,31 +130,28 @@ ssize_t ss__recv(ss_server *srv, int fd, void *buf, size_t n)
     }
 }
 
-int ss__poll(int fd1, int fd2, int timeout_ms, bool *ready1, bool *ready2)
+int ss__poll(const int *fds, bool *ready, int n, int timeout_ms)
 {
-    struct pollfd p[2];
-    nfds_t n = 0;
-    int i1 = -1, i2 = -1;
+    struct pollfd p[SS__POLL_MAX];
+    int idx[SS__POLL_MAX];
+    nfds_t np = 0;
 
-    if (fd1 >= 0) {
-        p[n].fd = fd1;
-        p[n].events = POLLIN;
-        i1 = (int)n++;
+    for (int i = 0; i < n && i < SS__POLL_MAX; i++) {
+        ready[i] = false;
+        idx[i] = -1;
+        if (fds[i] >= 0) {
+            p[np].fd = fds[i];
+            p[np].events = POLLIN;
+            p[np].revents = 0;
+            idx[i] = (int)np++;
+        }
     }
-    if (fd2 >= 0) {
-        p[n].fd = fd2;
-        p[n].events = POLLIN;
-        i2 = (int)n++;
-    }
-    *ready1 = false;
-    *ready2 = false;
-    int r = poll(p, n, timeout_ms);
+    int r = poll(p, np, timeout_ms);
     if (r < 0)
         return -1; /* EINTR included: the caller recomputes its timeout */
-    if (i1 >= 0 && p[i1].revents)
-        *ready1 = true;
-    if (i2 >= 0 && p[i2].revents)
-        *ready2 = true;
+    for (int i = 0; i < n && i < SS__POLL_MAX; i++)
+        if (idx[i] >= 0 && p[idx[i]].revents != 0)
+            ready[i] = true;
     return r;
 }
 
@@ -232,17 +229,36 @@ void ss__close(int fd)
     errno = saved;
 }
 
+/* The asynchronous signals: all but those raised by faults. */
+static void async_signals(sigset_t *set)
+{
+    sigfillset(set);
+    sigdelset(set, SIGSEGV);
+    sigdelset(set, SIGBUS);
+    sigdelset(set, SIGFPE);
+    sigdelset(set, SIGILL);
+    sigdelset(set, SIGABRT);
+}
+
 /* Block every asynchronous signal in the calling thread; the threads the
  * library creates call this first thing, so signals reach the application's
  * own threads. Signals raised by faults stay deliverable. */
 int ss__block_signals(sigset_t *old)
 {
     sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
+    async_signals(&all);
     return pthread_sigmask(SIG_BLOCK, &all, old) == 0 ? 0 : -1;
+}
+
+int ss__attr_block_signals(pthread_attr_t *attr)
+{
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 32)
+    sigset_t all;
+    async_signals(&all);
+    return pthread_attr_setsigmask_np(attr, &all) == 0 ? 0 : -1;
+#endif
+#endif
+    (void)attr;
+    return 0;
 }

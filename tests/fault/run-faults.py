@@ -77,11 +77,6 @@ WINDOW_MS = 800
 
 MODES = ["sync", "threading", "forking", "pool"]
 
-H3 = ("review H3: in threading mode a failed ss__request_new reads as 'mode full' and the "
-      "loop polls the readable listener at full CPU, silently")
-H4 = "review H4: wait_ready takes every poll failure for EINTR and loops at once"
-EAI = ("new: src/address.c resolve_host maps getaddrinfo's EAI_MEMORY to ENOENT, so a server "
-       "out of memory at start says 'unknown host' or 'No such file or directory'")
 # Cases that fail because of known library bugs, one entry per bug and
 # program: (fnmatch pattern on case ids, regular expression every problem of
 # such a case must match, always, reason). "always": each matching case fails
@@ -89,15 +84,9 @@ EAI = ("new: src/address.c resolve_host maps getaddrinfo's EAI_MEMORY to ENOENT,
 # do (which call is the Nth depends on the C library). The coordinator turns
 # cases back on by deleting entries once the bug is fixed.
 EXPECTED_FAILURES = [
-    ("tcp-upper-server/threading/run/alloc@1+*ms", "^spinning", True, H3),
-    ("echo-server/threading/run/alloc@1+*ms", "^spinning", True, H3),
-    ("sockserv-ftpd/threading/run/alloc@1+*ms", "^spinning", True, H3),
-    ("tcp-upper-server/*/run/poll@1+*ms", "^spinning", True, H4),
-    ("echo-server/*/run/poll@1+*ms", "^spinning", True, H4),
-    ("sockserv-ftpd/*/run/poll@1+*ms", "^spinning|^requests failed but stderr does not name",
-     True, H4 + "; and new: sockserv-ftpd closes a session whose poll fails without a reply or "
-     "a log line naming the error"),
-    ("*/start/alloc@*", "unknown host|No such file or directory", False, EAI),
+    ("sockserv-ftpd/*/run/poll@1+*ms", "^requests failed but stderr does not name", True,
+     "sockserv-ftpd closes a session whose poll fails without a reply or a log line naming "
+     "the error"),
 ]
 
 ERRNO_DEFAULT = {"malloc": "ENOMEM", "calloc": "ENOMEM", "realloc": "ENOMEM", "alloc": "ENOMEM",

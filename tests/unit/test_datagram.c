@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,42 @@ static void test_datagram_readline(void **state)
     stop(srv, serve);
 }
 
+/* ss_request_wait on a datagram's own input: ready while bytes are left;
+ * once they are read, only the stop (or the timeout) ends the wait -- a
+ * datagram has no more input to come, and no end of input to report. */
+static int dgram_wait_handle(ss_request *req)
+{
+    char buf[16];
+    int before = ss_request_wait(req, -1, POLLIN, 5.0);
+    ssize_t n = ss_read(req, buf, sizeof(buf));
+    int after = ss_request_wait(req, -1, POLLIN, 0.05);
+    ssize_t more = ss_read(req, buf, sizeof(buf));
+    return ss_printf(req, "%d %zd %d %zd", before, n, after, more) > 0 ? SS_OK : SS_ERROR;
+}
+
+static void test_datagram_wait_own_input(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = dgram_wait_handle};
+    char buf[64];
+    tu_serve *serve;
+    ss_server *srv;
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    ss_options_init(&opt);
+    srv = start_dgram(&opt, &h, &serve);
+    fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    n = exchange(fd, "ping", 4, buf, sizeof(buf) - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "1 4 0 0"); /* POLLIN, 4 bytes, timeout, nothing */
+    close(fd);
+    stop(srv, serve);
+}
+
 static int dgram_exact_handle(ss_request *req)
 {
     char buf[16];
@@ -497,7 +534,7 @@ int main(void)
         TU_TEST(test_reply_direct),       TU_TEST(test_flush_datagram),
         TU_TEST(test_datagram_readline),  TU_TEST(test_datagram_read_exact),
         TU_TEST(test_reply_size_limit),   TU_TEST(test_unix_datagram_client_paths),
-        TU_TEST(test_udp_client_address),
+        TU_TEST(test_udp_client_address), TU_TEST(test_datagram_wait_own_input),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

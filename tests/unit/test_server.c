@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -135,6 +136,60 @@ static void test_unix_address(void **state)
     assert_non_null(ss_server_address_str(srv, buf, sizeof(buf)));
     assert_string_equal(buf, path);
     tu_server_free(srv);
+}
+
+/* prepare_socket hook: connect the not yet bound socket to another Unix
+ * listener. bind then still succeeds (it creates the socket file), but
+ * listen fails with EINVAL, since the socket is connected. */
+static int connect_to_listener(ss_server *srv, int fd)
+{
+    const char *path = ss_server_user(srv);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    return connect(fd, (const struct sockaddr *)&sun, sizeof(sun));
+}
+
+/* A failure after bind (here: listen) removes the socket file bind made. */
+static void test_unix_file_removed_when_listen_fails(void **state)
+{
+    ss_options opt;
+    ss_handler h = {.handle = tu_echo_handle};
+    char path[TU_PATH_MAX + 8], other[TU_PATH_MAX];
+    struct stat st;
+
+    (void)state;
+    assert_int_equal(tu_unix_path(other, sizeof(other)), 0);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", other);
+    assert_int_equal(bind(lfd, (const struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+
+    tu_options(&opt, TU_UNIX_STREAM, SS_MODE_SYNC, path, sizeof(path));
+    opt.prepare_socket = connect_to_listener;
+    opt.user = other;
+    errno = 0;
+    assert_null(ss_server_new(&opt, &h));
+    assert_int_equal(errno, EINVAL);
+    /* The file was made (bind ran) and is gone again. */
+    assert_int_equal(lstat(path + strlen("unix:"), &st), -1);
+    assert_int_equal(errno, ENOENT);
+    close(lfd);
+    unlink(other);
+}
+
+/* The accessors of a NULL server give the defaults and EINVAL. */
+static void test_server_accessors_null(void **state)
+{
+    (void)state;
+    errno = 0;
+    assert_int_equal(ss_server_mode(NULL), SS_MODE_SYNC);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(ss_server_type(NULL), SS_STREAM);
+    assert_int_equal(errno, EINVAL);
+    assert_null(ss_server_user(NULL));
 }
 
 /* "[::]:0" binds both stacks: IPv4 and IPv6 clients reach the same server. */
@@ -1192,6 +1247,8 @@ int main(void)
         TU_TEST(test_port_zero_address),
         TU_TEST(test_port_zero_address_ipv6),
         TU_TEST(test_unix_address),
+        TU_TEST(test_unix_file_removed_when_listen_fails),
+        TU_TEST(test_server_accessors_null),
         TU_TEST(test_dual_stack_stream),
         TU_TEST(test_dual_stack_datagram),
         TU_TEST(test_shutdown_immediately),
