@@ -81,12 +81,10 @@ MODES = ["sync", "threading", "forking", "pool"]
 # program: (fnmatch pattern on case ids, regular expression every problem of
 # such a case must match, always, reason). "always": each matching case fails
 # today, so one that passes is reported (XPASS); otherwise only some of them
-# do (which call is the Nth depends on the C library). The coordinator turns
-# cases back on by deleting entries once the bug is fixed.
+# do (which call is the Nth depends on the C library). An entry goes once
+# its bug is fixed.
 EXPECTED_FAILURES = [
-    ("sockserv-ftpd/*/run/poll@1+*ms", "^requests failed but stderr does not name", True,
-     "sockserv-ftpd closes a session whose poll fails without a reply or a log line naming "
-     "the error"),
+    # (case pattern, problem regex, always, reason): none left.
 ]
 
 ERRNO_DEFAULT = {"malloc": "ENOMEM", "calloc": "ENOMEM", "realloc": "ENOMEM", "alloc": "ENOMEM",
