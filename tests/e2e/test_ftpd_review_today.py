@@ -3,6 +3,9 @@ onto the library's limits, stop and line reader.
 
 - REIN before a login does not restart the login deadline: a client that
   never logs in cannot hold its session by sending REIN now and then.
+- An unused passive listener closed at the data timeout does not restart
+  the idle timeout: a silent session ends --idle-timeout after its last
+  command, not that plus --data-timeout.
 """
 
 import os
@@ -33,6 +36,20 @@ class ReinLoginDeadlineTest(T.ServerTestCase):
             time.sleep(0.5)
         self.assertTrue(closed, "REIN restarted the login deadline")
         self.assertLess(time.monotonic() - start, T.timeout(4))
+
+
+class IdleAfterPasvTest(T.ServerTestCase):
+    server_args = ("--idle-timeout", "3", "--data-timeout", "2")
+
+    def test_pasv_expiry_keeps_idle_deadline(self):
+        c = self.ctl()
+        c.expect("PASV", 227)
+        start = time.monotonic()
+        r = c.reply(tmo=T.timeout(10))
+        took = time.monotonic() - start
+        self.assertEqual(r.code, 421, str(r))
+        # Idle since the PASV reply: 3 s, not 2 s + 3 s.
+        self.assertLess(took, 3 + 1.5 * T.SLOW, "idle timeout restarted by the listener's expiry")
 
 
 if __name__ == "__main__":
