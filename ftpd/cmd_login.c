@@ -185,7 +185,14 @@ int cmd_quit(session *s, const char *arg)
 
 int cmd_rein(session *s, const char *arg)
 {
+    bool was_in = s->logged_in;
+    long long deadline = s->login_deadline_ms;
+
     login_reset(s);
+    /* Only a logout starts a new login deadline: REIN before a login must
+     * not push back the one set at connect. */
+    if (!was_in)
+        s->login_deadline_ms = deadline;
     return reply(s, 220, "Ready for new user.");
 }
 

@@ -102,13 +102,14 @@ static int session_setup(ss_request *req)
     return 0;
 }
 
-/* How long the next wait for a command may last: the idle timeout, cut
+/* How long the next wait for a command may last: what is left of the idle
+ * timeout since the last command (a listener's expiry does not restart it), cut
  * short by the login deadline before a login and by an unused passive
  * listener's deadline. */
 static long long command_wait_ms(const session *s)
 {
     long long now = ftpd_now_ms();
-    long long wait = (long long)s->cfg->idle_timeout * 1000;
+    long long wait = s->idle_deadline_ms - now;
 
     if (!s->logged_in && s->login_deadline_ms - now < wait)
         wait = s->login_deadline_ms - now;
@@ -154,6 +155,7 @@ static int session_handle(ss_request *req)
      * logs in, whatever it sends meanwhile. */
     if (reply(s, 220, FTPD_NAME " " FTPD_VERSION " ready.") < 0)
         return SS_OK;
+    s->idle_deadline_ms = ftpd_now_ms() + (long long)s->cfg->idle_timeout * 1000;
     while (!s->quit) {
         ctrl_event e;
 
@@ -173,8 +175,10 @@ static int session_handle(ss_request *req)
             memcpy(s->cmd, s->line, sizeof(s->cmd));
             if (commands_dispatch(s, s->cmd) < 0)
                 s->quit = true;
+            s->idle_deadline_ms = ftpd_now_ms() + (long long)s->cfg->idle_timeout * 1000;
             break;
         case CTRL_NONE:
+            s->idle_deadline_ms = ftpd_now_ms() + (long long)s->cfg->idle_timeout * 1000;
             break;
         case CTRL_TIMEOUT:
             if (!command_wait_expired(s))

@@ -72,6 +72,7 @@ struct session {
     bool can_write;              /* may upload new files and make folders */
     bool can_modify;             /* may also overwrite, append, rename, delete, chmod */
     long long login_deadline_ms; /* monotonic ms: log in by then or be closed */
+    long long idle_deadline_ms;  /* monotonic ms: the next command by then */
     char user[FTPD_USER_MAX];
     char ident[FTPD_USER_MAX]; /* anonymous password, for the xferlog */
     int login_failures;
