@@ -1,0 +1,88 @@
+/*
+ * test_review_lib.c - hazards in the library's accounting and stop paths:
+ * each test here failed before the fix it comes with.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PROBE_FDS 16
+
+/* "hold": answer "held", then wait for the next line. "probe": open some
+ * descriptors (they take the lowest free numbers, those the child closed
+ * for its siblings), ask for the server's count of running requests, and
+ * say whether the descriptors survived it. */
+static int probe_handle(ss_request *req)
+{
+    char line[32];
+
+    if (ss_readline(req, line, sizeof line) <= 0)
+        return SS_OK;
+    if (strcmp(line, "hold\n") == 0) {
+        if (ss_printf(req, "held\n") < 0)
+            return SS_ERROR;
+        (void)ss_readline(req, line, sizeof line);
+        return ss_printf(req, "bye\n") < 0 ? SS_ERROR : SS_OK;
+    }
+    int fds[PROBE_FDS];
+    for (int i = 0; i < PROBE_FDS; i++)
+        fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    (void)ss_server_active(ss_request_server(req));
+    int bad = 0;
+    for (int i = 0; i < PROBE_FDS; i++)
+        if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0)
+            bad++;
+    return ss_printf(req, bad == 0 ? "ok\n" : "bad %d\n", bad) < 0 ? SS_ERROR : SS_OK;
+}
+
+/* A forked child closes the parent's descriptors for its siblings (pidfds,
+ * kept connections, the epoll set); a handler there that asks
+ * ss_server_active must not make the library close those numbers a second
+ * time, when they may be the handler's own files by then. */
+static void test_fork_child_no_double_close(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {0};
+    char line[64];
+
+    tu_options(&opt, TU_TCP, SS_MODE_FORKING, NULL, 0);
+    h.handle = probe_handle;
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    tu_serve *serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+
+    int held = tu_client(srv, NULL, 0);
+    assert_true(held >= 0);
+    assert_int_equal(tu_send_all(held, "hold\n", 5), 5);
+    assert_true(tu_recv_line(held, line, sizeof line, TU_WAIT_MS) > 0);
+    assert_string_equal(line, "held\n");
+
+    int probe = tu_client(srv, NULL, 0);
+    assert_true(probe >= 0);
+    assert_int_equal(tu_send_all(probe, "probe\n", 6), 6);
+    assert_true(tu_recv_line(probe, line, sizeof line, TU_WAIT_MS) > 0);
+    assert_string_equal(line, "ok\n");
+    close(probe);
+
+    assert_int_equal(tu_send_all(held, "end\n", 4), 4);
+    assert_true(tu_recv_line(held, line, sizeof line, TU_WAIT_MS) > 0);
+    close(held);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    tu_server_free(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(test_fork_child_no_double_close),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
