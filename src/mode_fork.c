@@ -233,6 +233,11 @@ static int fork_process(ss_server *srv, ss_request *req)
         srv->in_request_child = true;
         ss__child_stop_signals(srv);
         close_siblings(srv, st);
+        /* What runs in this process is this request alone, and a handler
+         * that drains its server must not wait for itself (nothing here
+         * would ever end the parent's other requests in this copy). */
+        atomic_store(&srv->active.n, 1);
+        ss__current_server = srv;
         ss__child_server_socket(srv);
         _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }

@@ -79,10 +79,50 @@ static void test_fork_child_no_double_close(void **state)
     tu_server_free(srv);
 }
 
+/* A forked child drains: it has no children of its own, and the request it
+ * runs is itself (as for a sync or threading handler draining its own
+ * server), so there is nothing to wait for. */
+static int drain_handle(ss_request *req)
+{
+    char line[32];
+
+    if (ss_readline(req, line, sizeof line) <= 0)
+        return SS_OK;
+    int rc = ss_server_drain(ss_request_server(req), 1.0);
+    return ss_printf(req, "%d %u\n", rc, ss_server_active(ss_request_server(req))) < 0 ? SS_ERROR
+                                                                                       : SS_OK;
+}
+
+static void test_fork_child_drain_does_not_wait_for_itself(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {0};
+    char line[64];
+
+    tu_options(&opt, TU_TCP, SS_MODE_FORKING, NULL, 0);
+    h.handle = drain_handle;
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    tu_serve *serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    int fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    double t0 = tu_now();
+    assert_int_equal(tu_send_all(fd, "x\n", 2), 2);
+    assert_true(tu_recv_line(fd, line, sizeof line, TU_WAIT_MS) > 0);
+    assert_string_equal(line, "0 1\n");
+    assert_true(tu_now() - t0 < 0.9);
+    close(fd);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    tu_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_fork_child_no_double_close),
+        TU_TEST(test_fork_child_drain_does_not_wait_for_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
