@@ -685,7 +685,10 @@ int ss_server_stop(ss_server *srv, double grace)
             pthread_cond_wait(&srv->cv, &srv->mu);
     } else {
         srv->stop_busy = true; /* before the loop can see the stop */
-        (void)mark_stopping(srv, grace);
+        /* A stop signal began one that nobody runs yet (a sync handler
+         * still holds the loop): this is the second stop, it cuts at once. */
+        if (!mark_stopping(srv, grace))
+            atomic_store(&srv->stop_cut, 1);
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
         ss__wake_loop(srv);
         rc = run_stop_locked(srv);

@@ -118,11 +118,64 @@ static void test_fork_child_drain_does_not_wait_for_itself(void **state)
     tu_server_free(srv);
 }
 
+/* Say "hi", then answer lines until the end of input. */
+static int idle_handle(ss_request *req)
+{
+    char line[64];
+
+    if (ss_write(req, "hi\n", 3) != 3)
+        return SS_ERROR;
+    for (;;) {
+        ssize_t n = ss_readline(req, line, sizeof line);
+        if (n <= 0)
+            return n == 0 ? SS_OK : SS_ERROR;
+        if (ss_write(req, line, (size_t)n) != n)
+            return SS_ERROR;
+    }
+}
+
+#define SIGNAL_GRACE 10.0
+
+/* A stop signal began a graceful stop (a sync handler holds the loop, so
+ * the loop has not taken the stop over yet); ss_server_stop from another
+ * thread is a second stop: it cuts at once, as documented, instead of
+ * waiting out the signal's grace. */
+static void test_stop_after_signal_cuts_at_once(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {.handle = idle_handle};
+    char line[16];
+
+    assert_int_equal(tu_install_noop_handler(SIGUSR1), 0);
+    tu_options(&opt, TU_TCP, SS_MODE_SYNC, NULL, 0);
+    opt.stop_grace = SIGNAL_GRACE;
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    assert_int_equal(ss_shutdown_on_signal(srv, SIGUSR1), 0);
+    tu_serve *serve = tu_serve_start(srv, 0.05);
+    assert_non_null(serve);
+    int fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(tu_recv_line(fd, line, sizeof line, TU_WAIT_MS), 3);
+
+    assert_int_equal(pthread_kill(pthread_self(), SIGUSR1), 0);
+    assert_int_equal(tu_wait_readable(ss_server_stop_fd(srv), TU_WAIT_MS), 1);
+    double t0 = tu_now();
+    assert_int_equal(ss_server_stop(srv, 0), 0);
+    assert_true(tu_now() - t0 < SIGNAL_GRACE / 2);
+    assert_int_equal(tu_wait_eof(fd, TU_WAIT_MS), 0);
+    assert_int_equal(tu_serve_wait(serve, TU_WAIT_MS), 0);
+    close(fd);
+    tu_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_fork_child_no_double_close),
         TU_TEST(test_fork_child_drain_does_not_wait_for_itself),
+        TU_TEST(test_stop_after_signal_cuts_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
