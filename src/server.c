@@ -733,7 +733,9 @@ static int enter_loop(ss_server *srv)
     }
     srv->running = true;
     srv->loop_thread = pthread_self();
-    if (!srv->stop_busy)
+    /* A stop still pending (a signal that came while no loop ran) is this
+     * loop's to finish: its graceful part must not be wiped out here. */
+    if (!srv->stop_busy && !ss__stop_requested(srv))
         clear_stopping(srv);
     pthread_mutex_unlock(&srv->mu);
     ss__loop_server = srv;

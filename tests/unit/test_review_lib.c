@@ -170,12 +170,46 @@ static void test_stop_after_signal_cuts_at_once(void **state)
     tu_server_free(srv);
 }
 
+/* A stop signal that comes while no loop runs (between two calls of
+ * ss_handle_request) begins a graceful stop; the next call must run it
+ * (grace, then the cut) and not wipe it out as it starts. */
+static void test_signal_between_loops_is_not_lost(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {.handle = idle_handle};
+    char line[16];
+
+    assert_int_equal(tu_install_noop_handler(SIGUSR1), 0);
+    tu_options(&opt, TU_TCP, SS_MODE_THREADING, NULL, 0);
+    opt.stop_grace = 0.2;
+    opt.timeout = 5.0;
+    opt.block_on_close = false; /* a failed test must not hang in close */
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    assert_int_equal(ss_shutdown_on_signal(srv, SIGUSR1), 0);
+    int fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ss_handle_request(srv), 1);
+    assert_int_equal(tu_recv_line(fd, line, sizeof line, TU_WAIT_MS), 3);
+
+    assert_int_equal(pthread_kill(pthread_self(), SIGUSR1), 0);
+    assert_true(ss_server_stopping(srv));
+    assert_int_equal(ss_handle_request(srv), 0);
+    /* The stop ran: the idle client was cut, its handler is gone. */
+    assert_int_equal(tu_wait_eof(fd, TU_WAIT_MS), 0);
+    assert_int_equal(ss_server_active(srv), 0);
+    close(fd);
+    tu_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_fork_child_no_double_close),
         TU_TEST(test_fork_child_drain_does_not_wait_for_itself),
         TU_TEST(test_stop_after_signal_cuts_at_once),
+        TU_TEST(test_signal_between_loops_is_not_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
