@@ -175,14 +175,21 @@ static void wait_any_child(ss_server *srv, double deadline, bool watch_stop)
 
 /* In a new child: the parent's descriptors for its other children are not
  * this child's business (and would keep their connections open). Only this
- * thread runs in the child, so the table is read without its lock. */
-static void close_siblings(fork_state *st)
+ * thread runs in the child, so the table is read without its lock. The
+ * table is emptied too: siblings are no children of this process, and a
+ * reap here (ss_server_active from the handler) would close their numbers
+ * again, when they may be the handler's own descriptors by then. */
+static void close_siblings(ss_server *srv, fork_state *st)
 {
     for (size_t i = 0; i < st->n; i++) {
         ss__close(st->kids[i].pidfd);
         ss__close(st->kids[i].conn);
     }
+    st->n = 0;
+    st->pending = 0;
     ss__close(st->epfd);
+    st->epfd = -1;
+    srv->mode_service_fd = -1;
 }
 
 static int fork_process(ss_server *srv, ss_request *req)
@@ -225,7 +232,12 @@ static int fork_process(ss_server *srv, ss_request *req)
          * parent's (hence _exit). */
         srv->in_request_child = true;
         ss__child_stop_signals(srv);
-        close_siblings(st);
+        close_siblings(srv, st);
+        /* What runs in this process is this request alone, and a handler
+         * that drains its server must not wait for itself (nothing here
+         * would ever end the parent's other requests in this copy). */
+        atomic_store(&srv->active.n, 1);
+        ss__current_server = srv;
         ss__child_server_socket(srv);
         _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }

@@ -685,7 +685,10 @@ int ss_server_stop(ss_server *srv, double grace)
             pthread_cond_wait(&srv->cv, &srv->mu);
     } else {
         srv->stop_busy = true; /* before the loop can see the stop */
-        (void)mark_stopping(srv, grace);
+        /* A stop signal began one that nobody runs yet (a sync handler
+         * still holds the loop): this is the second stop, it cuts at once. */
+        if (!mark_stopping(srv, grace))
+            atomic_store(&srv->stop_cut, 1);
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
         ss__wake_loop(srv);
         rc = run_stop_locked(srv);
@@ -730,7 +733,9 @@ static int enter_loop(ss_server *srv)
     }
     srv->running = true;
     srv->loop_thread = pthread_self();
-    if (!srv->stop_busy)
+    /* A stop still pending (a signal that came while no loop ran) is this
+     * loop's to finish: its graceful part must not be wiped out here. */
+    if (!srv->stop_busy && !ss__stop_requested(srv))
         clear_stopping(srv);
     pthread_mutex_unlock(&srv->mu);
     ss__loop_server = srv;
