@@ -487,6 +487,10 @@ static int admit(ss_server *srv, ss_request *req)
  * the loop must stop (SS_ABORT, errno ECANCELED). */
 static int handle_request_noblock(ss_server *srv)
 {
+    /* A stopping server takes nothing more: a request accepted now could
+     * start after a graceful stop's cut and never be cut. */
+    if (ss__stop_requested(srv))
+        return 0;
     ss_request *req = srv->mode->acquire(srv);
     if (req == NULL) {
         /* Full (the mode gave a descriptor to wait on), or no object could
