@@ -272,8 +272,11 @@ static int set_acl(const char *path)
     struct {
         uint16_t tag, perm;
         uint32_t id;
-    } e[5] = {{0x01, 7, UINT32_MAX}, {0x02, 7, FAKE_UID}, {0x04, 5, UINT32_MAX},
-              {0x10, 7, UINT32_MAX}, {0x20, 5, UINT32_MAX}};
+    } e[5] = {{0x01, 7, UINT32_MAX},
+              {0x02, 7, FAKE_UID},
+              {0x04, 5, UINT32_MAX},
+              {0x10, 7, UINT32_MAX},
+              {0x20, 5, UINT32_MAX}};
     unsigned char buf[4 + sizeof e];
     uint32_t version = 2;
 
