@@ -310,6 +310,9 @@ int ss__attr_block_signals(pthread_attr_t *attr);
 /* server.c */
 bool ss__stop_requested(ss_server *srv);
 void ss__reset_stop_signals(void);
+/* Block the signals ss_shutdown_on_signal took over, for the moments around
+ * fork() in which a child would still run the parent's handler. */
+int ss__block_stop_signals(sigset_t *old);
 /* In a forked request child: the stop signals end it (stop_grace < 0, as
  * before) or are caught and do nothing (stop_grace >= 0: the parent runs
  * the grace and cuts the connection). */

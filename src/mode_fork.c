@@ -214,9 +214,16 @@ static int fork_process(ss_server *srv, ss_request *req)
     st->pending++;
     pthread_mutex_unlock(&st->mu);
     ss__active_begin(srv);
+    /* A stop signal that reached the child before it set its own actions
+     * would run the parent's handler there and stop the parent: the stop
+     * signals wait, blocked, until each side is ready for them. */
+    sigset_t oldmask;
+    bool masked = ss__block_stop_signals(&oldmask) == 0;
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno; /* before the lock calls, which may change it */
+        if (masked)
+            pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
         pthread_mutex_lock(&st->mu);
         st->pending--;
         pthread_mutex_unlock(&st->mu);
@@ -232,6 +239,8 @@ static int fork_process(ss_server *srv, ss_request *req)
          * parent's (hence _exit). */
         srv->in_request_child = true;
         ss__child_stop_signals(srv);
+        if (masked)
+            pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
         close_siblings(srv, st);
         /* What runs in this process is this request alone, and a handler
          * that drains its server must not wait for itself (nothing here
@@ -241,6 +250,8 @@ static int fork_process(ss_server *srv, ss_request *req)
         ss__child_server_socket(srv);
         _exit(ss__run_request(req) == SS_OK ? 0 : 1);
     }
+    if (masked)
+        pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
     /* Parent: no shutdown(), that would cut the child's connection too;
      * the descriptor is kept (closed at the reap) for a graceful stop. */
     int pidfd = open_pidfd(pid);

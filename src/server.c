@@ -422,6 +422,12 @@ static void ignore_stop_signal(int signo)
     (void)signo;
 }
 
+int ss__block_stop_signals(sigset_t *old)
+{
+    sigset_t set = stop_signals;
+    return pthread_sigmask(SIG_BLOCK, &set, old) == 0 ? 0 : -1;
+}
+
 void ss__child_stop_signals(ss_server *srv)
 {
     if (srv->opt.stop_grace < 0) {

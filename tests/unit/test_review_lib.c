@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -203,6 +205,45 @@ static void test_signal_between_loops_is_not_lost(void **state)
     tu_server_free(srv);
 }
 
+/* Forking blocks the stop signals around fork(), so that a child never runs
+ * the parent's stop handler before it has its own actions; afterwards both
+ * sides must have their signal mask back, or the child could never be told
+ * anything and the loop thread would stop taking its stop signals. */
+static int mask_handle(ss_request *req)
+{
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
+        return SS_ERROR;
+    return ss_printf(req, sigismember(&cur, SIGUSR1) ? "blocked\n" : "open\n") < 0 ? SS_ERROR
+                                                                                   : SS_OK;
+}
+
+static void test_fork_gives_the_signal_mask_back(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {.handle = mask_handle};
+    char line[16];
+    sigset_t cur;
+
+    assert_int_equal(tu_install_noop_handler(SIGUSR1), 0);
+    tu_options(&opt, TU_TCP, SS_MODE_FORKING, NULL, 0);
+    opt.stop_grace = 1;
+    opt.timeout = 5.0;
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    assert_int_equal(ss_shutdown_on_signal(srv, SIGUSR1), 0);
+    int fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ss_handle_request(srv), 1);
+    assert_true(tu_recv_line(fd, line, sizeof line, TU_WAIT_MS) > 0);
+    assert_string_equal(line, "open\n");
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    assert_false(sigismember(&cur, SIGUSR1));
+    close(fd);
+    tu_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +251,7 @@ int main(void)
         TU_TEST(test_fork_child_drain_does_not_wait_for_itself),
         TU_TEST(test_stop_after_signal_cuts_at_once),
         TU_TEST(test_signal_between_loops_is_not_lost),
+        TU_TEST(test_fork_gives_the_signal_mask_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
