@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 #define TELNET_IAC 255
 #define TELNET_CMD_FIRST 240 /* SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB */
@@ -172,22 +173,41 @@ static int finish_line(session *s, size_t len)
 
 /* Wait up to timeout_ms for a whole command line and read it into s->line;
  * with 0 only what has already arrived is taken. With watch_stop the
- * server's stop ends the wait (a line already buffered still comes first). */
+ * server's stop ends the wait (a line already buffered still comes first).
+ * The library hands an over-long line over in pieces of sizeof(s->line) - 1
+ * bytes; they are dropped here, and a line that goes on past
+ * FTPD_DISCARD_MAX ends the session, so an endless line costs a bounded
+ * amount of reading, not the whole idle timeout. */
 static int read_line(session *s, int timeout_ms, bool watch_stop)
 {
-    unsigned flags = SS_LINE_DISCARD | (watch_stop ? SS_LINE_STOP : 0u);
-    size_t dropped = 0;
+    unsigned flags = watch_stop ? SS_LINE_STOP : 0u;
+    long long deadline = ftpd_now_ms() + timeout_ms;
     ssize_t n;
     int err;
 
-    n = ss_readline_ex(s->req, s->line, sizeof(s->line), (double)timeout_ms / 1000.0, flags,
-                       &dropped);
-    err = errno;
-    s->in_stalled = 0;
+    for (;;) {
+        long long left = deadline - ftpd_now_ms();
+        n = ss_readline_ex(s->req, s->line, sizeof(s->line), (double)(left > 0 ? left : 0) / 1000.0,
+                           flags, NULL);
+        err = errno;
+        s->in_stalled = 0;
+        if (n <= 0 || s->line[n - 1] == '\n')
+            break;
+        if ((size_t)n < sizeof(s->line) - 1)
+            return READ_EOF; /* the connection ended inside a line */
+        /* A piece of a line too long to be a command. */
+        s->in_discarding = true;
+        s->in_dropped += (size_t)n;
+        if (s->in_dropped > FTPD_DISCARD_MAX) {
+            log_msg("%s: a command line went on past %d bytes", s->peer_str, FTPD_DISCARD_MAX);
+            errno = EMSGSIZE;
+            return READ_ERROR;
+        }
+    }
     if (n > 0 && s->in_discarding) {
-        /* The tail of a line whose head was dropped by an earlier call that
-         * ran out of time in the middle of it. */
+        /* The tail of a line whose head was dropped. */
         s->in_discarding = false;
+        s->in_dropped = 0;
         return READ_TOO_LONG;
     }
     if (n > 0)
@@ -195,13 +215,8 @@ static int read_line(session *s, int timeout_ms, bool watch_stop)
     if (n == 0)
         return READ_EOF; /* also when the connection ended inside a line */
     switch (err) {
-    case EMSGSIZE:
-        s->in_discarding = false;
-        return READ_TOO_LONG;
     case ETIMEDOUT:
     case ECANCELED:
-        if (dropped > 0)
-            s->in_discarding = true;
         s->in_stalled = ss_pending(s->req);
         return err == ETIMEDOUT ? READ_TIMEOUT : READ_SHUTDOWN;
     default:

@@ -12,6 +12,9 @@
  * ends is discarded until the wait for the command ends (idle timeout,
  * login deadline), which closes the session. */
 #define FTPD_LINE_MAX 4096
+/* A command line still without its end after this many bytes ends the
+ * session: nothing a client needs to send is that long. */
+#define FTPD_DISCARD_MAX (1024 * 1024)
 /* Longest command verb ("XPWD", "MLSD", ...). */
 #define FTPD_VERB_MAX 8
 /* Longest user name. */

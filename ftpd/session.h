@@ -98,6 +98,7 @@ struct session {
     /* control.c's view of the library's input buffer; nothing else */
     size_t in_stalled;            /* bytes buffered that were no whole line */
     bool in_discarding;           /* an over-long line's tail is yet to come */
+    size_t in_dropped;            /* bytes of that line dropped so far */
     char line[FTPD_LINE_MAX + 4]; /* the line last read */
     char cmd[FTPD_LINE_MAX + 4];  /* the command being served: a copy, so
                                      lines read mid-transfer leave it alone */

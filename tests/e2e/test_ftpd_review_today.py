@@ -6,9 +6,12 @@ onto the library's limits, stop and line reader.
 - An unused passive listener closed at the data timeout does not restart
   the idle timeout: a silent session ends --idle-timeout after its last
   command, not that plus --data-timeout.
+- A command line without an end is read for at most 1 MiB, then the
+  session ends: it does not cost the server reading until the idle timeout.
 """
 
 import os
+import socket
 import sys
 import time
 import unittest
@@ -50,6 +53,40 @@ class IdleAfterPasvTest(T.ServerTestCase):
         self.assertEqual(r.code, 421, str(r))
         # Idle since the PASV reply: 3 s, not 2 s + 3 s.
         self.assertLess(took, 3 + 1.5 * T.SLOW, "idle timeout restarted by the listener's expiry")
+
+
+class EndlessLineTest(T.ServerTestCase):
+    server_args = ("--idle-timeout", "300")
+
+    def test_endless_line_ends_the_session(self):
+        c = self.ctl()
+        junk = b"x" * 65536
+        start = time.monotonic()
+        sent = 0
+        closed = False
+        # Bounded: at most 8 MiB or the time limit; the server must hang up
+        # after about 1 MiB, long before the idle timeout.
+        while sent < 8 * 1024 * 1024 and time.monotonic() - start < T.timeout(20):
+            try:
+                c.sock.sendall(junk)
+            except OSError:
+                closed = True
+                break
+            sent += len(junk)
+        if not closed:
+            c.sock.settimeout(T.timeout(10))
+            try:
+                closed = c.sock.recv(65536) == b""
+            except (ConnectionResetError, socket.timeout):
+                closed = True
+        self.assertTrue(closed, "an endless line kept the session open")
+        self.assertLess(sent, 4 * 1024 * 1024, "read %d bytes of one line" % sent)
+
+    def test_long_line_then_command(self):
+        c = self.ctl()
+        c.send(b"NOOP " + b"y" * 200000 + b"\r\n")
+        self.assertEqual(c.reply(tmo=T.timeout(10)).code, 500)
+        c.expect("NOOP", 200)
 
 
 if __name__ == "__main__":
