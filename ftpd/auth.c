@@ -10,13 +10,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "defs.h"
 #include "secfile.h"
 
 typedef struct account {
     char *name;
     char *hash;
-    char *home;
+    auth_account settings;
 } account;
 
 static account *accounts;
@@ -38,7 +39,6 @@ void auth_free(void)
     for (size_t i = 0; i < naccounts; i++) {
         free(accounts[i].name);
         free(accounts[i].hash);
-        free(accounts[i].home);
     }
     free(accounts);
     accounts = NULL;
@@ -77,6 +77,38 @@ static bool name_ok(const char *name)
     return true;
 }
 
+/* One key=value of a line's settings field into *acc. Returns NULL or the
+ * problem. */
+static const char *parse_setting(char *kv, auth_account *acc)
+{
+    char *val = strchr(kv, '=');
+    unsigned long long n;
+
+    if (val == NULL)
+        return "settings must be key=value pairs separated by ','";
+    *val++ = '\0';
+    if (strcmp(kv, "run-as") == 0) {
+        if (!name_ok(val) || strlen(val) >= sizeof(acc->run_as))
+            return "run-as needs a system user name";
+        snprintf(acc->run_as, sizeof(acc->run_as), "%s", val);
+        return NULL;
+    }
+    if (config_parse_size(val, false, &n) < 0)
+        return "a rate or quota must be a positive size (suffixes K, M, G)";
+    if (strcmp(kv, "rate-down") == 0)
+        acc->rate_down = n;
+    else if (strcmp(kv, "rate-up") == 0)
+        acc->rate_up = n;
+    else if (strcmp(kv, "quota-bytes") == 0)
+        acc->quota_bytes = n;
+    else if (strcmp(kv, "quota-files") == 0)
+        acc->quota_files = n;
+    else
+        return "unknown setting (known: run-as, rate-down, rate-up, quota-bytes, "
+               "quota-files)";
+    return NULL;
+}
+
 static char *dup_or_fail(const char *s, bool *fail)
 {
     char *d = strdup(s);
@@ -88,13 +120,14 @@ static char *dup_or_fail(const char *s, bool *fail)
 
 static int parse_line(char *line, const char *path, unsigned lineno)
 {
-    char *name = line, *hash, *home, *c2;
+    char *name = line, *hash, *home, *c2, *settings = NULL;
     account *grown;
+    auth_account acc;
     bool fail = false;
 
     hash = strchr(name, ':');
     if (hash == NULL) {
-        fprintf(stderr, FTPD_NAME ": %s:%u: expected name:HASH[:home]\n", path, lineno);
+        fprintf(stderr, FTPD_NAME ": %s:%u: expected name:HASH[:home[:settings]]\n", path, lineno);
         return -1;
     }
     *hash++ = '\0';
@@ -104,6 +137,9 @@ static int parse_line(char *line, const char *path, unsigned lineno)
     if (c2 != NULL) {
         *c2 = '\0';
         home = c2 + 1;
+        settings = strchr(home, ':');
+        if (settings != NULL)
+            *settings++ = '\0';
     }
     if (!name_ok(name)) {
         fprintf(stderr, FTPD_NAME ": %s:%u: bad user name\n", path, lineno);
@@ -123,6 +159,24 @@ static int parse_line(char *line, const char *path, unsigned lineno)
                 path, lineno, name);
         return -1;
     }
+    memset(&acc, 0, sizeof(acc));
+    if (strlen(home) >= sizeof(acc.home)) {
+        fprintf(stderr, FTPD_NAME ": %s:%u: user %s: home too long\n", path, lineno, name);
+        return -1;
+    }
+    memcpy(acc.home, home, strlen(home) + 1);
+    for (char *kv = settings, *next; kv != NULL && *kv != '\0'; kv = next) {
+        const char *why;
+
+        next = strchr(kv, ',');
+        if (next != NULL)
+            *next++ = '\0';
+        why = parse_setting(kv, &acc);
+        if (why != NULL) {
+            fprintf(stderr, FTPD_NAME ": %s:%u: user %s: %s\n", path, lineno, name, why);
+            return -1;
+        }
+    }
     for (size_t i = 0; i < naccounts; i++) {
         if (strcmp(accounts[i].name, name) == 0) {
             fprintf(stderr, FTPD_NAME ": %s:%u: user %s listed twice\n", path, lineno, name);
@@ -139,7 +193,7 @@ static int parse_line(char *line, const char *path, unsigned lineno)
     accounts = grown;
     accounts[naccounts].name = dup_or_fail(name, &fail);
     accounts[naccounts].hash = dup_or_fail(hash, &fail);
-    accounts[naccounts].home = dup_or_fail(home, &fail);
+    accounts[naccounts].settings = acc;
     naccounts++;
     if (fail)
         goto nomem;
@@ -207,7 +261,7 @@ static bool same(const char *a, const char *b)
     return diff == 0;
 }
 
-int auth_check(const char *name, const char *password, char *home, size_t size)
+int auth_check(const char *name, const char *password, auth_account *result)
 {
     const account *acc = NULL;
     struct crypt_data *cd;
@@ -223,7 +277,7 @@ int auth_check(const char *name, const char *password, char *home, size_t size)
         return -1;
     out = crypt_r(password, acc != NULL ? acc->hash : dummy_hash, cd);
     if (acc != NULL && out != NULL && out[0] != '*' && same(out, acc->hash)) {
-        snprintf(home, size, "%s", acc->home);
+        *result = acc->settings;
         rc = 0;
     }
     free(cd);

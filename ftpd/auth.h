@@ -1,17 +1,32 @@
 /*
  * auth.h - user accounts (the users file) and password checks.
  *
- * Users file lines are "name:HASH[:home]"; HASH is a crypt(3) string such as
- * "openssl passwd -6" makes (sha512crypt) or yescrypt; home is relative to
- * the served root (default: the root itself). '#' comments and blank lines
- * are allowed. The table is loaded once at start and read-only afterwards,
+ * Users file lines are "name:HASH[:home[:settings]]"; HASH is a crypt(3)
+ * string such as "openssl passwd -6" makes (sha512crypt) or yescrypt; home
+ * is relative to the served root (default, or empty: the root itself).
+ * settings are key=value pairs separated by ',': run-as=SYSUSER (the system
+ * user this user's session process becomes, instead of --run-as),
+ * rate-down=SIZE and rate-up=SIZE (bytes per second), quota-bytes=SIZE and
+ * quota-files=N; SIZE takes the suffixes K, M and G. '#' comments and blank
+ * lines are allowed. The table is loaded once at start and read-only afterwards,
  * so sessions in any thread may use it.
  */
 #ifndef FTPD_AUTH_H
 #define FTPD_AUTH_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* What a successful login learns about its user from the users file. */
+typedef struct auth_account {
+    char home[PATH_MAX];            /* relative to the root, "" = the root */
+    char run_as[64];                /* system user for the session, "" = --run-as */
+    unsigned long long rate_down;   /* bytes per second to the client, 0 = no own limit */
+    unsigned long long rate_up;     /* bytes per second from the client, 0 = no own limit */
+    unsigned long long quota_bytes; /* bytes the user may hold, 0 = no quota */
+    unsigned long long quota_files; /* files the user may hold, 0 = no quota */
+} auth_account;
 
 /* Load the users file (path may be NULL or "" for none). On a bad line
  * prints "sockserv-ftpd: FILE:LINE: problem" and returns -1. */
@@ -21,9 +36,9 @@ void auth_free(void);
 /* Is name one of the anonymous login names ("anonymous", "ftp")? */
 bool auth_is_anonymous_name(const char *name);
 
-/* Check name and password against the users file. On success writes the
- * user's home (relative to the root, "" for the root) into home and returns
- * 0; otherwise -1. Takes about as long for unknown users as for known ones. */
-int auth_check(const char *name, const char *password, char *home, size_t size);
+/* Check name and password against the users file. On success fills *out
+ * with the user's settings and returns 0; otherwise -1. Takes about as long
+ * for unknown users as for known ones. */
+int auth_check(const char *name, const char *password, auth_account *out);
 
 #endif

@@ -134,7 +134,7 @@ static int login_anonymous(session *s, const char *password)
 int cmd_pass(session *s, const char *arg)
 {
     long long started = ftpd_now_ms();
-    char home[PATH_MAX];
+    auth_account acct;
 
     if (s->logged_in)
         return reply(s, 230, "Already logged in.");
@@ -150,21 +150,22 @@ int cmd_pass(session *s, const char *arg)
         reply(s, 421, "Too many failed logins; try again later.");
         return -1;
     }
-    if (auth_check(s->user, arg, home, sizeof(home)) < 0)
+    if (auth_check(s->user, arg, &acct) < 0)
         return login_failed(s, started, "bad user or password");
     /* Resolved at every login, beneath the root and through no symlink: a
      * home changed since the start (or since the last login) cannot lead
      * out. A home that cannot be opened so fails like a wrong password. */
-    if (vfs_open_home(&s->fs, root_fd, home) < 0) {
+    if (vfs_open_home(&s->fs, root_fd, acct.home) < 0) {
         char why[PATH_MAX + 64];
 
-        snprintf(why, sizeof(why), "home '%s' cannot be opened confined: %s", home,
+        snprintf(why, sizeof(why), "home '%s' cannot be opened confined: %s", acct.home,
                  strerror(errno));
         return login_failed(s, started, why);
     }
     throttle_done((const struct sockaddr *)&s->peer, s->user, true);
     s->fs_open = true;
     s->logged_in = true;
+    s->account = acct;
     s->anonymous = false;
     s->can_write = true;
     s->can_modify = true;

@@ -144,7 +144,7 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 }
 
 /* A byte count: digits with an optional K, M or G (powers of 1024). */
-static int parse_size(const char *s, bool allow_zero, unsigned long long *out)
+int config_parse_size(const char *s, bool allow_zero, unsigned long long *out)
 {
     char *end = NULL;
     unsigned long long v;
@@ -230,7 +230,8 @@ static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *er
         }
         return 0;
     case OPT_SIZE:
-        if (parse_size(val, o->lo == 0, (unsigned long long *)(void *)(base + o->offset)) < 0) {
+        if (config_parse_size(val, o->lo == 0, (unsigned long long *)(void *)(base + o->offset)) <
+            0) {
             snprintf(err, esz, "'%s' is not a size in bytes (suffixes K, M, G%s)", val,
                      o->lo == 0 ? "" : "; above 0");
             return -1;

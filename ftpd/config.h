@@ -51,4 +51,9 @@ typedef struct ftpd_config {
  * CONFIG_EXIT_OK after printing help or version. */
 int config_parse_args(ftpd_config *c, int argc, char **argv);
 
+/* A byte count: digits with an optional K, M or G (powers of 1024), at
+ * most 2^62. Zero only when allow_zero. Returns 0, or -1 when s is no
+ * such count. */
+int config_parse_size(const char *s, bool allow_zero, unsigned long long *out);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include <sockserv.h>
 
+#include "auth.h"
 #include "config.h"
 #include "defs.h"
 #include "path.h"
@@ -75,6 +76,7 @@ struct session {
     long long idle_deadline_ms;  /* monotonic ms: the next command by then */
     char user[FTPD_USER_MAX];
     char ident[FTPD_USER_MAX]; /* anonymous password, for the xferlog */
+    auth_account account;      /* the users file's settings; zero when anonymous */
     int login_failures;
     vfs fs;
     bool fs_open;

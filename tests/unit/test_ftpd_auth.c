@@ -1,0 +1,99 @@
+/*
+ * test_ftpd_auth.c - the users file: lines with and without a home and
+ * settings, the settings a login hands over, and a clear error naming the
+ * line for each bad setting.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../ftpd/auth.c"
+#include "../../ftpd/config.c"
+#include "../../ftpd/secfile.c"
+
+#include <unistd.h>
+
+/* "openssl passwd -6 -salt testsalt secret" */
+#define HASH                                                                                       \
+    "$6$testsalt$51yaaBMXXXt5vK522YOlIMZ267vqHtMIzc2klcsu3EEv/"                                    \
+    "bkRDU9g3UmkypXf.NvlpPpIPK1nX5zdbCeJBiQbB/"
+
+/* Write text to a fresh file, load it, remove it; returns auth_load's result. */
+static int load_text(const char *text)
+{
+    char path[] = "/tmp/ftpd-auth-XXXXXX";
+    int fd = mkstemp(path);
+    int rc;
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    rc = auth_load(path);
+    unlink(path);
+    return rc;
+}
+
+static void test_settings_reach_the_login(void **state)
+{
+    auth_account acc;
+
+    (void)state;
+    assert_int_equal(load_text("plain:" HASH "\n"
+                               "homed:" HASH ":pub/homed\n"
+                               "full:" HASH ":h:run-as=nobody,rate-down=2M,rate-up=64K,"
+                               "quota-bytes=1G,quota-files=100\n"
+                               "rootset:" HASH "::quota-files=7\n"),
+                     0);
+    memset(&acc, 0xaa, sizeof(acc));
+    assert_int_equal(auth_check("plain", "secret", &acc), 0);
+    assert_string_equal(acc.home, "");
+    assert_string_equal(acc.run_as, "");
+    assert_true(acc.rate_down == 0 && acc.rate_up == 0 && acc.quota_bytes == 0 &&
+                acc.quota_files == 0);
+    assert_int_equal(auth_check("homed", "secret", &acc), 0);
+    assert_string_equal(acc.home, "pub/homed");
+    assert_int_equal(auth_check("full", "secret", &acc), 0);
+    assert_string_equal(acc.home, "h");
+    assert_string_equal(acc.run_as, "nobody");
+    assert_true(acc.rate_down == 2u << 20);
+    assert_true(acc.rate_up == 64u << 10);
+    assert_true(acc.quota_bytes == 1ull << 30);
+    assert_true(acc.quota_files == 100);
+    assert_int_equal(auth_check("rootset", "secret", &acc), 0);
+    assert_string_equal(acc.home, "");
+    assert_true(acc.quota_files == 7);
+    assert_int_equal(auth_check("full", "wrong", &acc), -1);
+    assert_int_equal(auth_check("nobody-here", "secret", &acc), -1);
+    auth_free();
+}
+
+static void test_bad_settings_are_refused(void **state)
+{
+    static const char *const bad[] = {
+        "u:" HASH ":h:quota-bytes\n",   "u:" HASH ":h:quota-bytes=\n",
+        "u:" HASH ":h:quota-bytes=0\n", "u:" HASH ":h:quota-bytes=-1\n",
+        "u:" HASH ":h:rate-down=1T\n",  "u:" HASH ":h:colour=blue\n",
+        "u:" HASH ":h:run-as=\n",       "u:" HASH ":h:run-as=a b\n",
+        "u:" HASH ":h:rate-up=1K,,\n",  "u:" HASH ":../up:rate-up=1K\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (load_text(bad[i]) != -1)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(naccounts, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_settings_reach_the_login),
+        cmocka_unit_test(test_bad_settings_are_refused),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
