@@ -7,6 +7,7 @@
 #   make bench           side-by-side benchmarks
 #   make lint            clang-format (check only) and clang-tidy
 #   make fault           failure injection over the example servers and sockserv-ftpd
+#   make fuzz [FUZZ_SECONDS=60]   libFuzzer over every parser of untrusted input
 #   make install PREFIX=/usr/local [DESTDIR=...]
 
 CC       ?= cc
@@ -65,6 +66,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(subst _,-,$(BENCH_SRC)))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
+include tests/fuzz/fuzz.mk
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 
 # The failure-injection interposer (tests/fault), for the plain build only:

@@ -32,7 +32,7 @@ enum {
     READ_TIMEOUT = -2,  /* no whole line within the wait */
     READ_SHUTDOWN = -3, /* the server is stopping */
     READ_TOO_LONG = -4, /* a line over FTPD_LINE_MAX was discarded */
-    READ_NUL = -5       /* the line held a NUL byte */
+    READ_NUL = -5       /* the line held a NUL byte or a bare CR */
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -160,13 +160,17 @@ static size_t strip_telnet(char *p, size_t n)
  * with a NUL byte is refused. */
 static int finish_line(session *s, size_t len)
 {
+    /* Telnet commands first: one between the text and the line end must
+     * not keep a CR inside the command. */
+    len = strip_telnet(s->line, len);
     while (len > 0 && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r'))
         len--;
-    len = strip_telnet(s->line, len);
     s->line[len] = '\0';
     if (len > FTPD_LINE_MAX)
         return READ_TOO_LONG;
-    if (memchr(s->line, '\0', len) != NULL)
+    /* A CR inside a line is no line end (RFC 854 allows CR only before LF
+     * or NUL): refused like NUL, so no command carries one. */
+    if (memchr(s->line, '\0', len) != NULL || memchr(s->line, '\r', len) != NULL)
         return READ_NUL;
     return READ_LINE;
 }
@@ -242,7 +246,7 @@ static ctrl_event next_event(session *s, int timeout_ms, bool watch_stop)
         reply(s, 500, "Line too long.");
         return CTRL_NONE;
     case READ_NUL:
-        reply(s, 501, "NUL byte in command.");
+        reply(s, 501, "NUL byte or bare CR in command.");
         return CTRL_NONE;
     case READ_TIMEOUT:
         return CTRL_TIMEOUT;

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Install the Debian packages that building and testing sockserv needs.
 # As root this runs apt-get; otherwise it prints the command to run.
-# `deps.sh lint` installs what make lint needs instead.
+# `deps.sh lint` installs what make lint needs instead, `deps.sh fuzz` what
+# make fuzz needs (clang and its libFuzzer runtime).
 set -u
 PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2"
 [ "${1:-}" = lint ] && PKGS="clang-format clang-tidy"
+[ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
