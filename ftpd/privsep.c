@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +152,12 @@ static void fix_listing_names(const struct passwd *pw)
 /* Become pw (groups from u) inside the directory home_fd. */
 static int drop(const struct passwd *pw, const secfile_user *u, int home_fd, char *why, size_t size)
 {
+    struct sigaction ignore;
     const char *step;
 
+    memset(&ignore, 0, sizeof(ignore));
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
     /* Before this, nothing has changed but the working directory. */
     if (fchdir(home_fd) < 0 || chroot(".") < 0) {
         snprintf(why, size, "cannot chroot into the user's root: %s", strerror(errno));
@@ -180,6 +185,11 @@ static int drop(const struct passwd *pw, const secfile_user *u, int home_fd, cha
     }
     step = "no_new_privs";
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        goto broken;
+    /* Reopening the logs by name is the listener's job: in the chroot the
+     * name would mean a file of the user's. */
+    step = "SIGHUP";
+    if (sigaction(SIGHUP, &ignore, NULL) < 0)
         goto broken;
     g_dropped = true;
     return PRIVSEP_OK;

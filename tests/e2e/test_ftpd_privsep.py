@@ -419,6 +419,30 @@ class SeccompSessionTest(PrivsepBase):
         self.assertEqual(proc_status(pid)["Seccomp"], "2")
 
 
+@unittest.skipUnless(IS_ROOT, ROOT_REASON)
+class PrivsepStopTest(PrivsepBase):
+    """The listener (root) still stops its dropped, filtered sessions."""
+    extra_args = ["--seccomp"]
+
+    def test_sigterm_ends_dropped_sessions(self):
+        c, pid = self.connect()
+        c.login("bob", "bobpw")
+        pidfd = os.pidfd_open(pid)
+        self.addCleanup(os.close, pidfd)
+        os.kill(self.server.proc.pid, 15)
+        self.assertEqual(c.reply(T.timeout(10)).code, 421)
+        self.assertEqual(self.server.wait(T.timeout(15)), 0, self.server.stderr_tail())
+        r, _, _ = select.select([pidfd], [], [], T.timeout(10))
+        self.assertTrue(r, "session process %d still runs" % pid)
+
+    def test_sighup_leaves_the_session_alone(self):
+        c, pid = self.connect()
+        c.login("bob", "bobpw")
+        os.kill(pid, 1)
+        c.expect("NOOP", 200)
+        self.assertTrue(int(proc_status(pid)["SigIgn"], 16) & 1, "SIGHUP not ignored")
+
+
 class ProbeBase(PrivsepBase):
     """A server with the LD_PRELOAD hook that makes "MKD seccomp-probe" call
     ptrace."""
