@@ -45,6 +45,16 @@ void auth_free(void)
     naccounts = 0;
 }
 
+/* Privilege separation: a session process that has become its user
+ * checks no password again, and keeps no other user's hash to be read. */
+void auth_forget(void)
+{
+    for (size_t i = 0; i < naccounts; i++)
+        if (accounts[i].hash != NULL)
+            explicit_bzero(accounts[i].hash, strlen(accounts[i].hash));
+    auth_free();
+}
+
 /* A home must stay beneath the root: relative, no ".." component. */
 static bool home_ok(const char *home)
 {

@@ -114,8 +114,9 @@ static int login_failed(session *s, long long started_ms, const char *why)
 
 /* The session becomes its system user in its root (privsep.h), or the
  * login fails as a wrong password does; after a drop the served root's
- * descriptor, a way out of the chroot, is closed. Returns 0, or what the
- * failed login's reply returned (-1 ends the session). */
+ * descriptor, a way out of the chroot, is closed and the other users'
+ * password hashes are erased. Returns 0, or what the failed login's reply
+ * returned (-1 ends the session). */
 static int login_drop(session *s, const char *run_as, long long started)
 {
     char why[PATH_MAX + 128];
@@ -125,6 +126,7 @@ static int login_drop(session *s, const char *run_as, long long started)
         if (privsep_dropped() && root_fd >= 0) {
             close(root_fd);
             root_fd = -1;
+            auth_forget();
         }
         return 0;
     }

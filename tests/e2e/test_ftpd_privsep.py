@@ -82,6 +82,23 @@ def proc_root(pid):
     return os.readlink("/proc/%d/root" % pid)
 
 
+def memory_holds(pid, needle):
+    """Does any readable mapping of process pid contain needle?"""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if "r" not in fields[1] or fields[-1] in ("[vvar]", "[vsyscall]"):
+                continue
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except (OSError, OverflowError, ValueError):
+                continue
+    return False
+
+
 def children(ppid):
     """The PIDs whose parent is ppid (the server's session processes)."""
     kids = set()
@@ -100,16 +117,20 @@ def children(ppid):
 
 
 def write_users_file(path, entries):
-    """entries: (name, password, home, settings) -> name:HASH:home:settings."""
+    """entries: (name, password, home, settings) -> name:HASH:home:settings.
+    Returns the hashes by name."""
     lines = []
+    hashes = {}
     for name, password, home, settings in entries:
-        line = "%s:%s:%s" % (name, T.hash_password(password), home)
+        hashes[name] = T.hash_password(password)
+        line = "%s:%s:%s" % (name, hashes[name], home)
         if settings:
             line += ":" + settings
         lines.append(line)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     os.chmod(path, 0o600)
+    return hashes
 
 
 def build_hook(workdir):
@@ -168,7 +189,7 @@ class PrivsepBase(unittest.TestCase):
         cls.private = os.path.join(cls.base, "private")
         os.mkdir(cls.private, 0o700)
         cls.users = os.path.join(cls.private, "users")
-        write_users_file(cls.users, [
+        cls.hashes = write_users_file(cls.users, [
             ("bob", "bobpw", "bob", ""),
             ("alice", "alicepw", "alice", "run-as=daemon"),
             ("ghost", "ghostpw", "bob", "run-as=no-such-system-user"),
@@ -343,6 +364,15 @@ class PrivsepTest(PrivsepBase):
         # Nothing changed, so the same session may still log in properly.
         c2.login("bob", "bobpw")
         self.assert_dropped(pid2, self.nobody, self.bob_home)
+
+    def test_other_users_hashes_erased_after_the_drop(self):
+        c, pid = self.connect()
+        needle = self.hashes["alice"].encode()
+        self.assertTrue(memory_holds(pid, needle), "the check cannot fail: no hash before login")
+        c.login("bob", "bobpw")
+        for name in ("alice", "ghost", "rooty", "bob"):
+            self.assertFalse(memory_holds(pid, self.hashes[name].encode()),
+                             "%s's password hash is still in the session's memory" % name)
 
     def test_rein_after_the_drop_is_refused(self):
         c, pid = self.connect()
