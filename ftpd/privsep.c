@@ -100,9 +100,9 @@ int privsep_session_start(void)
     /* Every session will drop: until then hold only what the drop needs.
      * Without --run-as a session whose user has no run-as= stays root, as
      * before, and must keep what root has. */
-    if (!g_enabled || g_cfg->run_as[0] == '\0')
-        return 0;
-    return keep_login_caps();
+    if (g_enabled && g_cfg->run_as[0] != '\0' && keep_login_caps() < 0)
+        return -1;
+    return g_cfg->seccomp ? seccomp_install_login() : 0;
 }
 
 static int with_seccomp(char *why, size_t size, int failure)

@@ -6,8 +6,9 @@
  * user) and does not become --run-as itself. Each session process, before
  * it reads a byte from its client, sets no_new_privs and gives up every
  * capability but the four a login needs (CAP_SETUID, CAP_SETGID,
- * CAP_SYS_CHROOT, CAP_DAC_READ_SEARCH), from its bounding set too; it
- * parses only what may come before a login. At the login it chroots into
+ * CAP_SYS_CHROOT, CAP_DAC_READ_SEARCH), from its bounding set too, and
+ * with --seccomp installs the login's filter; it parses only what may
+ * come before a login. At the login it chroots into
  * the user's root (its home beneath the served root, the served root for
  * anonymous), changes to the system user (the users file's run-as=, else
  * --run-as) with its groups, checks that root cannot come back, and with
@@ -34,9 +35,10 @@ void privsep_init(const ftpd_config *cfg);
  * process drops at its login. */
 bool privsep_enabled(void);
 
-/* In a new session process, before the client is read: no_new_privs and
+/* In a new session process, before the client is read: no_new_privs,
  * (when every session drops, --run-as given) only the capabilities a login
- * needs. Returns 0, or -1 with errno: the session must end. */
+ * needs, and (--seccomp) the login's filter. Returns 0, or -1 with errno:
+ * the session must end. */
 int privsep_session_start(void);
 
 /* Results of privsep_login. */

@@ -97,6 +97,12 @@ static const int allowed[] = {
 #endif
 #endif
 };
+/* Before its login a session also changes root and user, installs the
+ * second filter, and looks up the system user (NSS reads /etc). */
+static const int login_extra[] = {
+    SYS_chroot, SYS_chdir, SYS_fchdir, SYS_setgroups, SYS_setresgid, SYS_setresuid, SYS_setuid,
+    SYS_setgid, SYS_prctl, SYS_seccomp,
+};
 /* clang-format on */
 
 typedef struct prog {
@@ -149,13 +155,14 @@ static void only_for(prog *p, int nr, unsigned char len)
     emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, len));
 }
 
-static int build(prog *p)
+static int build(prog *p, bool login)
 {
     uint32_t self = (uint32_t)getpid();
 
 #ifndef SECCOMP_AUDIT_ARCH
     (void)p;
     (void)self;
+    (void)login;
     errno = EINVAL;
     return -1;
 #else
@@ -200,6 +207,8 @@ static int build(prog *p)
     load_nr(p);
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
         allow_if(p, (uint32_t)allowed[i]);
+    for (size_t i = 0; login && i < sizeof(login_extra) / sizeof(login_extra[0]); i++)
+        allow_if(p, (uint32_t)login_extra[i]);
     ret(p, SECCOMP_RET_KILL_PROCESS);
     ret(p, SECCOMP_RET_ALLOW);
     if (p->full) {
@@ -220,12 +229,12 @@ static int build(prog *p)
 #endif
 }
 
-int seccomp_install(void)
+static int install(bool login)
 {
-    static prog p; /* the session's one program: no stack for 2 KiB */
+    static prog p; /* one program at a time: no stack for 2 KiB */
     struct sock_fprog fp;
 
-    if (build(&p) < 0)
+    if (build(&p, login) < 0)
         return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -1;
@@ -237,4 +246,14 @@ int seccomp_install(void)
     if (errno != ENOSYS && errno != EINVAL)
         return -1;
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0);
+}
+
+int seccomp_install_login(void)
+{
+    return install(true);
+}
+
+int seccomp_install(void)
+{
+    return install(false);
 }

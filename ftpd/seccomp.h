@@ -12,7 +12,9 @@
  * EAFNOSUPPORT (a library that tries a local socket - syslog(3), nscd -
  * sees the failure it would see in the chroot anyway). kill() is allowed
  * with signal 0 (the passive-port table asks whether a holder lives) and
- * to the session itself. docs/security.md lists the calls and why.
+ * to the session itself. A session before its login has a filter of its
+ * own, wider by the calls its drop makes. docs/security.md lists the calls
+ * and why.
  */
 #ifndef FTPD_SECCOMP_H
 #define FTPD_SECCOMP_H
@@ -22,5 +24,12 @@
  * architecture is not one the filter knows; the kernel's errors from
  * seccomp(2)). */
 int seccomp_install(void);
+
+/* The filter of a session before its login, installed before a byte from
+ * the client is read: the same calls, and those the login's drop makes
+ * (chroot, chdir, fchdir, setgroups, setresgid, setresuid, setuid, setgid,
+ * prctl, seccomp). The filter of seccomp_install stacks on it at the
+ * login. Returns as seccomp_install. */
+int seccomp_install_login(void);
 
 #endif

@@ -48,10 +48,20 @@ HOOK_C = r"""
 #include <unistd.h>
 
 static int (*real_mkdirat)(int, const char *, mode_t);
+static int (*real_strcasecmp)(const char *, const char *);
 
 __attribute__((constructor)) static void hook_init(void)
 {
     real_mkdirat = (int (*)(int, const char *, mode_t))dlsym(RTLD_NEXT, "mkdirat");
+    real_strcasecmp = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "strcasecmp");
+}
+
+/* "USER seccomp-probe" (the anonymous-name check): the same before login. */
+int strcasecmp(const char *a, const char *b)
+{
+    if (strcmp(a, "seccomp-probe") == 0 || strcmp(b, "seccomp-probe") == 0)
+        syscall(SYS_ptrace, PTRACE_PEEKDATA, 1, 0, 0);
+    return real_strcasecmp(a, b);
 }
 
 /* "MKD seccomp-probe": a call no session makes. Without a filter it only
@@ -387,10 +397,25 @@ class SeccompSessionTest(PrivsepBase):
 
     def test_session_is_filtered(self):
         c, pid = self.connect()
-        self.assertEqual(proc_status(pid)["Seccomp"], "0")
+        # Before login: the login's filter (wider by the drop's calls).
+        st = proc_status(pid)
+        self.assertEqual(st["Seccomp"], "2")
+        if "Seccomp_filters" in st:
+            self.assertEqual(st["Seccomp_filters"], "1")
         c.login("bob", "bobpw")
         self.assert_dropped(pid, self.nobody, self.bob_home)
-        self.assertEqual(proc_status(pid)["Seccomp"], "2")
+        st = proc_status(pid)
+        self.assertEqual(st["Seccomp"], "2")
+        if "Seccomp_filters" in st:
+            self.assertEqual(st["Seccomp_filters"], "2")
+
+    def test_failed_drop_under_the_filter(self):
+        c, pid = self.connect()
+        c.expect("USER ghost", 331)
+        c.expect("PASS ghostpw", 530)
+        c.login("alice", "alicepw")
+        self.assert_dropped(pid, self.daemon, self.alice_home)
+        c.expect("PWD", 257)
 
     def test_full_session_under_the_filter(self):
         big = T.read(os.path.join(self.root, "pub", "big.bin"))
@@ -505,6 +530,19 @@ class ProbeBase(PrivsepBase):
 class SeccompKillTest(ProbeBase):
     extra_args = ["--seccomp", "--anonymous-modify"]
 
+    def test_forbidden_call_before_login_kills_that_session_only(self):
+        c, pid = self.connect()
+        pidfd = os.pidfd_open(pid)
+        self.addCleanup(os.close, pidfd)
+        c.send("USER seccomp-probe")
+        self.assertTrue(c.at_eof(T.timeout(10)), "the session answered instead of dying")
+        r, _, _ = select.select([pidfd], [], [], T.timeout(10))
+        self.assertTrue(r, "session process %d still runs" % pid)
+        self.assertIsNone(self.server.proc.poll())
+        c2, pid2 = self.connect()
+        c2.login("bob", "bobpw")
+        self.assert_dropped(pid2, self.nobody, self.bob_home)
+
     def test_forbidden_call_kills_that_session_only(self):
         other, other_pid = self.connect()
         other.login("bob", "bobpw")
@@ -536,6 +574,8 @@ class ProbeWithoutSeccompTest(ProbeBase):
 
     def test_probe_is_harmless_without_the_filter(self):
         c, pid = self.connect()
+        c.expect("USER seccomp-probe", 331)
+        c.expect("REIN", 220)
         c.login("anonymous", "a@b.c")
         c.expect("MKD incoming/seccomp-probe", 257)
         self.assertTrue(os.path.isdir(os.path.join(self.root, "incoming", "seccomp-probe")))
