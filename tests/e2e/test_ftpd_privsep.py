@@ -93,19 +93,24 @@ def proc_root(pid):
 
 
 def memory_holds(pid, needle):
-    """Does any readable mapping of process pid contain needle?"""
+    """Does any readable mapping of process pid contain needle? Mappings
+    over 1 GiB (a sanitizer's shadow memory, reserved, not used) are left
+    out; the others are read in pieces that overlap by the needle."""
+    step = 16 << 20
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
             fields = line.split()
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if "r" not in fields[1] or fields[-1] in ("[vvar]", "[vsyscall]"):
+            if "r" not in fields[1] or fields[-1] in ("[vvar]", "[vsyscall]") or \
+                    hi - lo > (1 << 30):
                 continue
-            try:
-                mem.seek(lo)
-                if needle in mem.read(hi - lo):
-                    return True
-            except (OSError, OverflowError, ValueError):
-                continue
+            for at in range(lo, hi, step):
+                try:
+                    mem.seek(at)
+                    if needle in mem.read(min(step + len(needle), hi - at)):
+                        return True
+                except (OSError, OverflowError, ValueError):
+                    break
     return False
 
 
