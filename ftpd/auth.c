@@ -45,6 +45,16 @@ void auth_free(void)
     naccounts = 0;
 }
 
+/* Privilege separation: a session process that has become its user
+ * checks no password again, and keeps no other user's hash to be read. */
+void auth_forget(void)
+{
+    for (size_t i = 0; i < naccounts; i++)
+        if (accounts[i].hash != NULL)
+            explicit_bzero(accounts[i].hash, strlen(accounts[i].hash));
+    auth_free();
+}
+
 /* A home must stay beneath the root: relative, no ".." component. */
 static bool home_ok(const char *home)
 {
@@ -206,6 +216,9 @@ nomem:
 int auth_load(const char *path)
 {
     FILE *f;
+    /* The file's bytes pass through these two buffers only, and both are
+     * erased at the end (auth_forget: no hash may stay behind). */
+    static char iobuf[BUFSIZ];
     char line[FTPD_CONF_LINE_MAX];
     char why[256];
     unsigned lineno = 0;
@@ -218,6 +231,7 @@ int auth_load(const char *path)
         fprintf(stderr, FTPD_NAME ": --users: %s: %s\n", path, why);
         return -1;
     }
+    setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
     while (fgets(line, sizeof(line), f) != NULL) {
         char *p = line, *end;
 
@@ -245,6 +259,8 @@ int auth_load(const char *path)
     rc = 0;
 out:
     fclose(f);
+    explicit_bzero(iobuf, sizeof(iobuf));
+    explicit_bzero(line, sizeof(line));
     if (rc < 0)
         auth_free();
     return rc;
@@ -280,6 +296,7 @@ int auth_check(const char *name, const char *password, auth_account *result)
         *result = acc->settings;
         rc = 0;
     }
+    explicit_bzero(cd, sizeof(*cd));
     free(cd);
     return rc;
 }

@@ -33,6 +33,10 @@ typedef struct auth_account {
 int auth_load(const char *path);
 void auth_free(void);
 
+/* Erase every password hash from this process's memory, then auth_free:
+ * for a session process that has become its user (privsep.h). */
+void auth_forget(void);
+
 /* Is name one of the anonymous login names ("anonymous", "ftp")? */
 bool auth_is_anonymous_name(const char *name);
 

@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "cmd.h"
 #include "control.h"
 #include "dataconn.h"
 #include "log.h"
+#include "privsep.h"
 #include "throttle.h"
 #include "timeutil.h"
 
@@ -110,9 +112,38 @@ static int login_failed(session *s, long long started_ms, const char *why)
     return reply(s, 530, "Login incorrect.");
 }
 
-static int login_anonymous(session *s, const char *password)
+/* The session becomes its system user in its root (privsep.h), or the
+ * login fails as a wrong password does; after a drop the served root's
+ * descriptor, a way out of the chroot, is closed and the other users'
+ * password hashes are erased. Returns 0, or what the failed login's reply
+ * returned (-1 ends the session). */
+static int login_drop(session *s, const char *run_as, long long started)
+{
+    char why[PATH_MAX + 128];
+    int rc = privsep_login(run_as, s->fs.root_fd, why, sizeof(why));
+
+    if (rc == PRIVSEP_OK) {
+        if (privsep_dropped() && root_fd >= 0) {
+            close(root_fd);
+            root_fd = -1;
+            auth_forget();
+        }
+        return 0;
+    }
+    vfs_close(&s->fs);
+    if (rc == PRIVSEP_BROKEN) {
+        (void)login_failed(s, started, why);
+        log_msg("%s: session ended: it could not become its user", s->peer_str);
+        return -1;
+    }
+    rc = login_failed(s, started, why);
+    return rc < 0 ? rc : 1;
+}
+
+static int login_anonymous(session *s, const char *password, long long started)
 {
     char quoted[2 * FTPD_USER_MAX + 3];
+    int rc;
 
     snprintf(s->ident, sizeof(s->ident), "%s", password[0] != '\0' ? password : "anonymous");
     if (vfs_open_home(&s->fs, root_fd, "") < 0) {
@@ -121,6 +152,9 @@ static int login_anonymous(session *s, const char *password)
         reply(s, 421, "Service not available.");
         return -1;
     }
+    rc = login_drop(s, NULL, started);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     s->fs_open = true;
     s->logged_in = true;
     s->anonymous = true;
@@ -135,6 +169,7 @@ int cmd_pass(session *s, const char *arg)
 {
     long long started = ftpd_now_ms();
     auth_account acct;
+    int rc;
 
     if (s->logged_in)
         return reply(s, 230, "Already logged in.");
@@ -143,7 +178,7 @@ int cmd_pass(session *s, const char *arg)
     if (arg == NULL)
         arg = "";
     if (s->cfg->anonymous && auth_is_anonymous_name(s->user))
-        return login_anonymous(s, arg);
+        return login_anonymous(s, arg, started);
     if (!throttle_attempt((const struct sockaddr *)&s->peer, s->user)) {
         log_msg("%s: login of %s refused: banned after failed logins", s->peer_str, s->user);
         sleep_until(started + FTPD_LOGIN_FAIL_DELAY_MS);
@@ -162,6 +197,9 @@ int cmd_pass(session *s, const char *arg)
                  strerror(errno));
         return login_failed(s, started, why);
     }
+    rc = login_drop(s, acct.run_as, started);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     throttle_done((const struct sockaddr *)&s->peer, s->user, true);
     s->fs_open = true;
     s->logged_in = true;
@@ -188,6 +226,10 @@ int cmd_rein(session *s, const char *arg)
 {
     bool was_in = s->logged_in;
     long long deadline = s->login_deadline_ms;
+
+    /* A process that has become its user cannot become another. */
+    if (privsep_dropped())
+        return reply(s, 502, "REIN not available here; reconnect to log in again.");
 
     login_reset(s);
     /* Only a logout starts a new login deadline: REIN before a login must

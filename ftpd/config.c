@@ -57,6 +57,8 @@ static const opt_def opt_table[] = {
     {"log", OPT_PATH, STR_FIELD(log), 0, 0},
     {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
     {"run-as", OPT_STRING, STR_FIELD(run_as), 0, 0},
+    /* privilege separation */
+    {"seccomp", OPT_BOOL, NUM_FIELD(seccomp), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -94,7 +96,11 @@ static void usage(FILE *out)
             "  --mode threading|forking  a thread or a process per session\n"
             "  --log FILE             session log (default: standard error)\n"
             "  --xferlog FILE         transfer log in xferlog format\n"
-            "  --run-as USER          started as root: become USER once listening\n"
+            "  --run-as USER          started as root: become USER once listening; in\n"
+            "                         forking mode each session process becomes USER\n"
+            "                         (or its run-as= user), chrooted, at its login\n"
+            "  --seccomp              forking mode: a logged-in session may make only\n"
+            "                         the system calls serving needs (docs/security.md)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
@@ -383,6 +389,13 @@ static int finish(ftpd_config *c)
         c->anonymous = c->users[0] == '\0';
     if (c->max_per_ip > c->max_clients)
         c->max_per_ip = c->max_clients;
+    /* Privilege separation: threading mode serves every session from one
+     * process, which a per-session filter cannot hold. */
+    if (c->seccomp && c->mode != SS_MODE_FORKING) {
+        fprintf(stderr, FTPD_NAME ": --seccomp: needs --mode forking (a filter per session "
+                                  "process; see docs/security.md)\n");
+        return -1;
+    }
     /* Modifying implies writing. */
     if (c->anonymous_modify)
         c->anonymous_write = true;

@@ -40,6 +40,9 @@ typedef struct ftpd_config {
     char log[PATH_MAX];                    /* session log, "" = stderr */
     char xferlog[PATH_MAX];                /* transfer log, "" = none */
     char run_as[64];                       /* system user to become after binding, "" = stay */
+    /* Privilege separation (forking mode): the seccomp allow-list of a
+     * logged-in session process (seccomp.h). */
+    bool seccomp;
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

@@ -13,6 +13,7 @@
  */
 #include "handler.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "login.h"
 #include "netaddr.h"
+#include "privsep.h"
 #include "throttle.h"
 #include "timeutil.h"
 
@@ -64,6 +66,13 @@ static int session_setup(ss_request *req)
 
     if (s == NULL)
         return -1;
+    /* A session process (forking mode) holds, until its login, only what
+     * the login needs; nothing from the client has been read yet. */
+    if (privsep_session_start() < 0) {
+        log_msg("%s: cannot give up privileges: %s", ss_request_client_str(req), strerror(errno));
+        free(s);
+        return -1;
+    }
     s->req = req;
     s->cfg = g_cfg;
     s->ctrl_fd = ss_request_fd(req);

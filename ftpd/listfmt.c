@@ -71,12 +71,29 @@ static bool ls_good_id_name(const char *s)
     return true;
 }
 
+#define LS_FIXED_NAMES_MAX 8
+static listfmt_id_name ls_fixed[LS_FIXED_NAMES_MAX];
+static size_t ls_nfixed;
+static bool ls_names_fixed;
+
+void listfmt_fixed_names(const listfmt_id_name *names, size_t n)
+{
+    ls_names_fixed = names != NULL;
+    ls_nfixed = 0;
+    for (size_t i = 0; names != NULL && i < n && i < LS_FIXED_NAMES_MAX; i++)
+        ls_fixed[ls_nfixed++] = names[i];
+}
+
 /* The name of user (or group) id into out; the numeric id if unknown. */
 void listfmt_lookup_id(bool user, unsigned id, char *out, size_t size, char *scratch,
                        size_t scratch_size)
 {
     const char *found = NULL;
-    if (scratch != NULL) {
+    if (ls_names_fixed) {
+        for (size_t i = 0; i < ls_nfixed; i++)
+            if (ls_fixed[i].user == user && ls_fixed[i].id == id)
+                found = ls_fixed[i].name;
+    } else if (scratch != NULL) {
         if (user) {
             struct passwd pw;
             struct passwd *res = NULL;

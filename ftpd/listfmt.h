@@ -33,6 +33,20 @@
 void listfmt_lookup_id(bool user, unsigned id, char *out, size_t size, char *scratch,
                        size_t scratch_size);
 
+/* A name listings show for an id, fixed in advance (listfmt_fixed_names). */
+typedef struct listfmt_id_name {
+    bool user; /* a user id; false: a group id */
+    unsigned id;
+    char name[LS_ID_NAME_MAX];
+} listfmt_id_name;
+
+/* From now on listfmt_lookup_id answers from these n names only (copied;
+ * at most 8) and shows any other id as its number, without asking NSS:
+ * for a session process that has chrooted, where NSS would read the
+ * user's own /etc. names NULL goes back to NSS. Per process; set it
+ * before any listing runs (a forked session is one thread). */
+void listfmt_fixed_names(const listfmt_id_name *names, size_t n);
+
 /* One "ls -l" line without CRLF into buf; target (may be NULL) is a
  * symlink's text, shown after " -> ". Returns the length, or -1 with errno
  * ENAMETOOLONG if buf is too small. */

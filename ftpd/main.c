@@ -30,6 +30,7 @@
 #include "log.h"
 #include "login.h"
 #include "pasvshare.h"
+#include "privsep.h"
 #include "secfile.h"
 #include "throttle.h"
 
@@ -177,6 +178,31 @@ static int drop_privileges(const ftpd_config *cfg)
     return 0;
 }
 
+/* Forking mode started as root: the listener stays root, and each session
+ * process becomes --run-as (or its run-as= user) at its login (privsep.h).
+ * The user is checked now, so a typo fails at the start, not at each login. */
+static int check_session_user(const ftpd_config *cfg)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+
+    if (cfg->run_as[0] == '\0') {
+        log_msg("forking mode as root without --run-as: sessions whose user has no run-as= "
+                "run as root");
+        return 0;
+    }
+    if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+        fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+        return -1;
+    }
+    if (pw.pw_uid == 0) {
+        fprintf(stderr, FTPD_NAME ": --run-as %s: that is root; name an ordinary user\n",
+                cfg->run_as);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static ftpd_config cfg;
@@ -222,6 +248,7 @@ int main(int argc, char **argv)
     }
     handler_init(&cfg);
     warm_up_nss();
+    privsep_init(&cfg);
 
     ss_options_init(&opt);
     opt.address = cfg.listen;
@@ -252,7 +279,8 @@ int main(int argc, char **argv)
         fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(err));
         return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
     }
-    if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
+    if (privsep_enabled() ? check_session_user(&cfg) < 0
+                          : cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
         ss_server_free(srv);
         return EXIT_CONFIG;
     }
@@ -268,6 +296,10 @@ int main(int argc, char **argv)
     log_msg("listening on %s, root %s, %s mode, anonymous %s%s", addr, cfg.root,
             cfg.mode == SS_MODE_FORKING ? "forking" : "threading", cfg.anonymous ? "on" : "off",
             cfg.anonymous && cfg.anonymous_write ? " (may write)" : "");
+    if (privsep_enabled())
+        log_msg("sessions: a process each, chrooted and become %s at login%s",
+                cfg.run_as[0] != '\0' ? cfg.run_as : "their run-as= user",
+                cfg.seccomp ? ", seccomp filter" : "");
 
     /* Returns once a stop signal's graceful stop is over: the sessions
      * have ended, or were cut at the end of the grace. */
