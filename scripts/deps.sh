@@ -3,7 +3,7 @@
 # As root this runs apt-get; otherwise it prints the command to run.
 # `deps.sh lint` installs what make lint needs instead.
 set -u
-PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2"
+PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2 haproxy"
 [ "${1:-}" = lint ] && PKGS="clang-format clang-tidy"
 missing=""
 for p in $PKGS; do
