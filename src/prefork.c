@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
-#include <time.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,31 +28,32 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#define RESTART_MIN 0.1   /* first pause before restarting a worker that died young */
-#define RESTART_MAX 5.0   /* ... doubling up to this */
-#define DIED_YOUNG 1.0    /* a worker that dies sooner than this after its start */
+#define RESTART_MIN 0.1      /* first pause before restarting a worker that died young */
+#define RESTART_MAX 5.0      /* ... doubling up to this */
+#define DIED_YOUNG 1.0       /* a worker that dies sooner than this after its start */
 #define NO_PIDFD_STEP_MS 100 /* without pidfds: look for dead workers this often */
-#define STOP_STEP_MS 20   /* while stopping: look at the clock and a second stop */
-#define WORKER_GRACE 1e10 /* a worker's own grace: until the supervisor cuts */
+#define STOP_STEP_MS 20      /* while stopping: look at the clock and a second stop */
+#define WORKER_GRACE 1e10    /* a worker's own grace: until the supervisor cuts */
 
 typedef struct worker {
-    pid_t pid;         /* 0: not running */
-    int pidfd;         /* -1 without pidfd_open */
-    double started;    /* monotonic */
+    pid_t pid;             /* 0: not running */
+    int pidfd;             /* -1 without pidfd_open */
+    double started;        /* monotonic */
     unsigned young_deaths; /* deaths in a row within DIED_YOUNG of the start */
-    double restart_at; /* when not running: when to start it again */
+    double restart_at;     /* when not running: when to start it again */
 } worker;
 
 struct ss__prefork {
     const ss__mode *mode; /* the configured mode, which each worker runs */
     unsigned n;
-    bool shared;          /* one socket for all (Unix sockets) */
-    bool in_worker;       /* this process is a worker */
-    int *fds;             /* each worker's socket; fds[0] is srv->fd */
+    bool shared;    /* one socket for all (Unix sockets) */
+    bool in_worker; /* this process is a worker */
+    int *fds;       /* each worker's socket; fds[0] is srv->fd */
     worker *w;
 };
 

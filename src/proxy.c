@@ -28,18 +28,18 @@
 
 #include "internal.h"
 
-#define TRUSTED_MAX 1024   /* entries in proxy_trusted */
+#define TRUSTED_MAX 1024     /* entries in proxy_trusted */
 #define TRUSTED_ENTRY_MAX 64 /* characters in one entry */
 
 typedef struct trusted_net {
     unsigned char family; /* 4 or 6 */
     unsigned char addr[16];
-    unsigned prefix;      /* bits that must match */
+    unsigned prefix; /* bits that must match */
 } trusted_net;
 
 struct ss__proxy {
     ss_proxy_mode mode;
-    size_t n;             /* 0: every peer is trusted */
+    size_t n; /* 0: every peer is trusted */
     trusted_net nets[];
 };
 
@@ -90,7 +90,8 @@ static int parse_net(const char *s, size_t len, trusted_net *net)
         if (prefix > 128)
             return -1;
         net->prefix = prefix < 0 ? 128 : (unsigned)prefix;
-        if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)net->addr)) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(net->addr, mapped, sizeof mapped) == 0) {
             /* Peers are compared as IPv4 when mapped: so is the entry. */
             if (net->prefix < 96)
                 return -1;
@@ -117,9 +118,8 @@ int ss__proxy_init(ss_server *srv)
 
     if (srv->opt.proxy_protocol == SS_PROXY_OFF)
         return 0;
-    if (srv->opt.type != SS_STREAM ||
-        (srv->opt.proxy_protocol != SS_PROXY_OPTIONAL &&
-         srv->opt.proxy_protocol != SS_PROXY_REQUIRED)) {
+    if (srv->opt.type != SS_STREAM || (srv->opt.proxy_protocol != SS_PROXY_OPTIONAL &&
+                                       srv->opt.proxy_protocol != SS_PROXY_REQUIRED)) {
         errno = EINVAL;
         return -1;
     }
@@ -284,8 +284,7 @@ static int parse_v1_line(const char *line, size_t len, ss__proxy_header *out)
         out->srclen = sizeof *in;
     } else {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->src;
-        if (inet_pton(AF_INET6, src, &in6->sin6_addr) != 1 ||
-            inet_pton(AF_INET6, dst, dbuf) != 1)
+        if (inet_pton(AF_INET6, src, &in6->sin6_addr) != 1 || inet_pton(AF_INET6, dst, dbuf) != 1)
             return -1;
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((unsigned short)sport);
@@ -323,8 +322,8 @@ static ssize_t parse_v2(const unsigned char *buf, size_t len, ss__proxy_header *
     if (total > SS__PROXY_V2_MAX)
         return SS__PROXY_BAD;
     /* The address block's length is checked before waiting for it all. */
-    if (command == 1 && ((family == 1 && body < 12) || (family == 2 && body < 36) ||
-                         (family == 3 && body < 216)))
+    if (command == 1 &&
+        ((family == 1 && body < 12) || (family == 2 && body < 36) || (family == 3 && body < 216)))
         return SS__PROXY_BAD;
     if (len < total)
         return 0;
