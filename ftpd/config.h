@@ -40,6 +40,9 @@ typedef struct ftpd_config {
     char log[PATH_MAX];                    /* session log, "" = stderr */
     char xferlog[PATH_MAX];                /* transfer log, "" = none */
     char run_as[64];                       /* system user to become after binding, "" = stay */
+    /* PROXY protocol behind a load balancer (docs/scaling.md). */
+    ss_proxy_mode proxy_protocol; /* off (default), optional or required */
+    char proxy_trusted[1024];     /* addresses/CIDRs whose header is read, "" = any */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */
