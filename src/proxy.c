@@ -427,7 +427,8 @@ int ss__proxy_accept(ss_server *srv, ss_request *req)
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
                 continue;
-            return refuse(srv, req, errno);
+            /* A reset before a header is a health check too. */
+            return refuse(srv, req, errno == ECONNRESET ? 0 : errno);
         }
         req->in_len += (size_t)n;
     }
