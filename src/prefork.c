@@ -205,10 +205,13 @@ static void worker_main(ss_server *srv, unsigned i, double poll_interval, const 
      * signals get their default action back, those it catches are ignored
      * here (it passes them on as it sees fit), and SIGTERM is the graceful
      * stop, whose grace the supervisor ends with a second SIGTERM. */
-    ss__reset_stop_signals();
     static const int group_signals[] = {SIGINT, SIGQUIT, SIGHUP};
+    bool ignore[sizeof group_signals / sizeof group_signals[0]];
     for (size_t k = 0; k < sizeof group_signals / sizeof group_signals[0]; k++)
-        if (caught(group_signals[k]))
+        ignore[k] = caught(group_signals[k]); /* before the reset below */
+    ss__reset_stop_signals();
+    for (size_t k = 0; k < sizeof group_signals / sizeof group_signals[0]; k++)
+        if (ignore[k])
             signal(group_signals[k], SIG_IGN);
     srv->opt.stop_grace = WORKER_GRACE;
     if (ss_shutdown_on_signal(srv, SIGTERM) < 0)
