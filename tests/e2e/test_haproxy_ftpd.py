@@ -4,9 +4,10 @@
 HAProxy (Debian's package) listens on loopback and balances round-robin over
 two sockserv-ftpd processes started with --proxy-protocol required
 --proxy-trusted 127.0.0.1, with send-proxy-v2 on one frontend and send-proxy
-(v1) on another, and plain TCP health checks. Clients connect from
-127.0.0.2 and 127.0.0.3 (bound source addresses), so that the address the
-servers see is provably the real client's and not the proxy's 127.0.0.1:
+(v1) on another, and HAProxy's health checks (which carry a v2 LOCAL header). Clients connect from
+127.0.0.2 and up (bound source addresses, one per session), so that the
+address the servers see is provably the real client's and not the proxy's
+127.0.0.1:
 
 - the session log names the client's own address and port;
 - --max-per-ip 1 counts the real client: a second session from 127.0.0.4
@@ -18,6 +19,8 @@ servers see is provably the real client's and not the proxy's 127.0.0.1:
   once; a trusted one that starts with an FTP command too).
 """
 import os
+import shutil
+import tempfile
 import sys
 import time
 import unittest
@@ -25,14 +28,21 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ftpdtest  # noqa: E402
 from ftpdtest import Ctl, Server, can_bind, ftp_connect, quit_quietly, timeout  # noqa: E402
-from haproxytest import HAProxy, connect_from, haproxy_path  # noqa: E402
+from haproxytest import HAProxy, haproxy_path  # noqa: E402
 
 CLIENT = "127.0.0.2"
-OTHER = "127.0.0.3"
 # The limit test's own clients: no session of another test (whose slot may
 # come back a moment after its QUIT was answered) counts against them.
 LIMITED = "127.0.0.4"
 UNLIMITED = "127.0.0.5"
+# Every other session gets a source address of its own (127.0.0.10 on),
+# for the same reason.
+_next_source = [10]
+
+
+def fresh_source():
+    _next_source[0] += 1
+    return "127.0.0.%d" % _next_source[0]
 
 
 class Front:
@@ -44,13 +54,11 @@ class Front:
 
 
 @unittest.skipUnless(haproxy_path(), "haproxy not installed (scripts/deps.sh installs it)")
-@unittest.skipUnless(all(can_bind(a) for a in (CLIENT, OTHER, LIMITED, UNLIMITED)),
-                     "127.0.0.2-5 not bindable")
+@unittest.skipUnless(all(can_bind(a) for a in (CLIENT, LIMITED, UNLIMITED, "127.0.0.40")),
+                     "127.0.0.2-40 not bindable")
 class HAProxyFtpdTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        import shutil
-        import tempfile
         cls.base = tempfile.mkdtemp(prefix="ftpd-haproxy-")
         cls.root = os.path.join(cls.base, "root")
         os.mkdir(cls.root)
@@ -80,7 +88,6 @@ class HAProxyFtpdTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        import shutil
         cls.proxy.stop()
         codes = [s.stop() for s in cls.servers]
         tails = [s.stderr_tail() for s in cls.servers]
@@ -106,8 +113,11 @@ class HAProxyFtpdTest(unittest.TestCase):
         return f
 
     def test_log_shows_real_client_v2_and_v1(self):
+        used = []
         for front in ("v2", "v1"):
-            for source in (CLIENT, OTHER):
+            for _ in range(2):
+                source = fresh_source()
+                used.append(source)
                 with self.subTest(front=front, source=source):
                     f = self.session(front, source)
                     host, port = f.sock.getsockname()
@@ -116,7 +126,8 @@ class HAProxyFtpdTest(unittest.TestCase):
                     quit_quietly(f)
         # Round-robin: both servers had sessions.
         for s in self.servers:
-            self.assertIn(CLIENT + ":", s.stderr_tail(1 << 20))
+            log = s.stderr_tail(1 << 20)
+            self.assertTrue(any(a + ":" in log for a in used), log[-2000:])
 
     def test_max_per_ip_counts_real_client(self):
         port = self.proxy.ports["one"]
@@ -138,7 +149,7 @@ class HAProxyFtpdTest(unittest.TestCase):
                 # Twice: round-robin puts one on each server.
                 for turn in range(2):
                     with self.subTest(front=front, mode=mode, turn=turn):
-                        f = self.session(front, CLIENT, mode=mode)
+                        f = self.session(front, fresh_source(), mode=mode)
                         lines = []
                         f.retrlines("LIST", lines.append)
                         self.assertTrue(any(ln.endswith(" hello.txt") for ln in lines), lines)
@@ -164,16 +175,18 @@ class HAProxyFtpdTest(unittest.TestCase):
         self.assertTrue(c.at_eof(timeout(3)))
         self.wait_log("127.0.0.1:%d: Protocol error" % c.sock.getsockname()[1])
         # The server goes on serving through the proxy.
-        f = self.session("v2", OTHER)
+        f = self.session("v2", fresh_source())
         self.assertEqual(ftpdtest.retr_bytes(f, "hello.txt"), b"hello through haproxy\n")
 
-    def test_health_checks_are_quiet(self):
-        # HAProxy's TCP checks connect and close every 200 ms without a
-        # header: the servers drop them silently, and keep both UP (the
-        # transfers above went to both).
-        self.assertNotIn("127.0.0.1:", "".join(
-            ln for ln in self.logs().splitlines(True)
-            if "Connection reset" in ln or "Broken pipe" in ln))
+    def test_health_checks_keep_proxy_address(self):
+        # HAProxy's checks (every 200 ms) send a v2 LOCAL header on the
+        # traffic port: sessions with HAProxy's own address, which keep
+        # both servers UP (the transfers go to both) and report nothing.
+        self.wait_log("127.0.0.1:")
+        bad = [ln for ln in self.logs().splitlines()
+               if "127.0.0.1:" in ln and ("reset" in ln or "Broken pipe" in ln
+                                          or "Timer expired" in ln)]
+        self.assertEqual(bad, [])
 
 
 if __name__ == "__main__":
