@@ -181,8 +181,7 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "required") == 0)
                 opt.proxy_protocol = SS_PROXY_REQUIRED;
             else
-                cli_usage_error("bad proxy protocol '%s': use off, optional or required",
-                                optarg);
+                cli_usage_error("bad proxy protocol '%s': use off, optional or required", optarg);
             break;
         case 't':
             opt.proxy_trusted = optarg;

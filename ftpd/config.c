@@ -19,8 +19,17 @@
 #include "defs.h"
 #include "secfile.h"
 
-enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4,
-                OPT_PROXY };
+enum opt_kind {
+    OPT_STRING,
+    OPT_PATH,
+    OPT_BOOL,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_RANGE,
+    OPT_MODE,
+    OPT_IPV4,
+    OPT_PROXY
+};
 
 typedef struct opt_def {
     const char *name; /* long option without "--" */
