@@ -382,6 +382,8 @@ int ss__proxy_accept(ss_server *srv, ss_request *req)
         return 0;
     if (!ss__proxy_trusted(p, (const struct sockaddr *)&req->addr, req->addrlen))
         return p->mode == SS_PROXY_OPTIONAL ? 0 : refuse(srv, req, EACCES);
+    req->in_pos = 0; /* a fresh connection: nothing read yet */
+    req->in_len = 0;
     if (req->in == NULL) {
         req->in = malloc(SS__RBUF_SIZE);
         if (req->in == NULL)

@@ -27,6 +27,7 @@
 static const unsigned char sig2[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                        0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
+static const unsigned char v1_prefix[6] = {'P', 'R', 'O', 'X', 'Y', ' '};
 static atomic_int errors;
 static atomic_int last_error;
 static atomic_int verified;
@@ -113,7 +114,9 @@ static void test_v1_parse(void **state)
     /* Oversized: 107 bytes without a LF is the end of it. */
     char big[300];
     memset(big, 'A', sizeof big);
-    memcpy(big, "PROXY UNKNOWN ", 14);
+    static const char unknown[14] = {'P', 'R', 'O', 'X', 'Y', ' ', 'U',
+                                     'N', 'K', 'N', 'O', 'W', 'N', ' '};
+    memcpy(big, unknown, sizeof unknown);
     assert_int_equal(ss__proxy_parse((const unsigned char *)big, 106, &h), 0);
     assert_int_equal(ss__proxy_parse((const unsigned char *)big, 107, &h), SS__PROXY_BAD);
     assert_int_equal(ss__proxy_parse((const unsigned char *)big, sizeof big, &h), SS__PROXY_BAD);
@@ -142,7 +145,8 @@ static void test_v2_parse(void **state)
     unsigned char v4[] = {192,  0,    2,    9,    203,  0,    113, 1,  0xC3,
                           0x50, 0x00, 0x15, 0x04, 0x00, 0x02, 'h', 'i'};
     size_t n = make_v2(buf, 0x21, 0x11, v4, sizeof v4);
-    memcpy(buf + n, "DATA", 4);
+    static const unsigned char data4[4] = {'D', 'A', 'T', 'A'};
+    memcpy(buf + n, data4, sizeof data4);
     assert_int_equal(ss__proxy_parse(buf, n + 4, &h), (ssize_t)n);
     assert_true(h.with_address);
     assert_string_equal(addr_str(&h, a, sizeof a), "192.0.2.9:50000");
@@ -238,7 +242,7 @@ static void test_fuzz_parse(void **state)
         if (round % 2 == 0 && len >= 16)
             memcpy(b, sig2, 12);
         else if (round % 3 == 0 && len >= 6)
-            memcpy(b, "PROXY ", 6);
+            memcpy(b, v1_prefix, sizeof v1_prefix);
         ssize_t r = ss__proxy_parse(b, len, &h);
         assert_true(r >= SS__PROXY_NONE && r <= (ssize_t)len);
         free(b);
@@ -357,7 +361,8 @@ static void test_server_v1_v2(void **state)
     body[32] = 0x30;
     body[33] = 0x39;
     size_t n = make_v2(buf, 0x21, 0x21, body, sizeof body);
-    memcpy(buf + n, "v2 data\n", 8);
+    static const unsigned char v2data[8] = {'v', '2', ' ', 'd', 'a', 't', 'a', '\n'};
+    memcpy(buf + n, v2data, sizeof v2data);
     fd = connect_from(srv, "127.0.0.1");
     assert_true(fd >= 0);
     for (size_t off = 0; off < n + 8; off += 7) {
