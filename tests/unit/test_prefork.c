@@ -265,16 +265,16 @@ static void test_restart(void **state)
 static void test_graceful_stop(void **state)
 {
     (void)state;
-    ss_server *srv = prefork_server(SS_MODE_SYNC, 2);
+    ss_server *srv = prefork_server(SS_MODE_FORKING, 2);
     assert_non_null(srv);
     tu_serve *serve = tu_serve_start(srv, 0.05);
     assert_non_null(serve);
     long pids[MAX_PIDS];
-    int fds[2];
+    int fds[16];
     size_t n = 0;
 
-    /* Sync workers: one connection each. */
-    for (size_t i = 0; i < 2; i++) {
+    /* Forking workers (a process per connection, no threads in them). */
+    for (size_t i = 0; i < 16; i++) {
         long pid = hello(srv, &fds[i]);
         assert_true(pid > 0);
         if (!seen(pids, n, pid))
@@ -286,7 +286,7 @@ static void test_graceful_stop(void **state)
     double took = tu_now() - t0;
     assert_true(took >= 0.25);
     assert_true(took < 4.0);
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 16; i++) {
         char line[64];
         assert_true(tu_recv_line(fds[i], line, sizeof line, TU_WAIT_MS) > 0);
         assert_string_equal(line, "cut\n");
