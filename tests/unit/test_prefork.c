@@ -224,6 +224,44 @@ static void test_spread_forking(void **state)
     check_mode(SS_MODE_FORKING);
 }
 
+/* Datagram servers too: each worker has its own SO_REUSEPORT UDP socket,
+ * and the kernel spreads the clients (by their ports) over them. */
+static void test_spread_datagram(void **state)
+{
+    (void)state;
+    ss_options opt;
+    ss_handler h = {.handle = handle};
+
+    tu_options(&opt, TU_UDP, SS_MODE_SYNC, NULL, 0);
+    opt.workers = 2;
+    ss_server *srv = tu_server_new(&opt, &h);
+    assert_non_null(srv);
+    tu_serve *serve = tu_serve_start(srv, 0.05);
+    assert_non_null(serve);
+    long pids[MAX_PIDS];
+    size_t n = 0;
+
+    for (int i = 0; i < 64; i++) {
+        char reply[64];
+        int fd = tu_client(srv, NULL, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(tu_send_all(fd, "x\n", 2), 2);
+        ssize_t r = tu_recv_dgram(fd, reply, sizeof reply - 1, TU_WAIT_MS);
+        close(fd);
+        assert_true(r > 0);
+        reply[r] = '\0';
+        long pid = strtol(reply, NULL, 10);
+        assert_true(pid > 0 && pid != (long)getpid());
+        if (!seen(pids, n, pid) && n < MAX_PIDS)
+            pids[n++] = pid;
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_true(gone(pids[i]));
+    tu_server_free(srv);
+}
+
 /* A worker killed with SIGKILL is reported and replaced; service goes on. */
 static void test_restart(void **state)
 {
@@ -406,9 +444,11 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_options),       TU_TEST(test_spread_sync),    TU_TEST(test_spread_threading),
-        TU_TEST(test_spread_pool),   TU_TEST(test_spread_forking), TU_TEST(test_restart),
-        TU_TEST(test_graceful_stop), TU_TEST(test_signal_stop),    TU_TEST(test_worker_stops_all),
+        TU_TEST(test_options),          TU_TEST(test_spread_sync),
+        TU_TEST(test_spread_threading), TU_TEST(test_spread_pool),
+        TU_TEST(test_spread_forking),   TU_TEST(test_spread_datagram),
+        TU_TEST(test_restart),          TU_TEST(test_graceful_stop),
+        TU_TEST(test_signal_stop),      TU_TEST(test_worker_stops_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
