@@ -67,10 +67,12 @@ class HAProxyUpperTest(unittest.TestCase):
                     self.assertEqual(exchange(s, msg), upper(msg))
 
     def test_direct_untrusted_refused(self):
+        # Closed at once, before anything is read: no answer, the end of the
+        # stream (or a reset, when our bytes arrive after the close).
         srv = self.servers[0]
         with connect_from("127.0.0.2", srv.port, limit(5)) as s:
             try:
-                got = exchange(s, b"hello\n")
+                got = s.recv(64)
             except ConnectionResetError:
                 got = b""
             self.assertEqual(got, b"")
