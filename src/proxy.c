@@ -391,7 +391,7 @@ int ss__proxy_accept(ss_server *srv, ss_request *req)
         req->in_cap = SS__RBUF_SIZE;
     }
     double timeout = SS__PROXY_TIMEOUT;
-    if (srv->opt.request_timeout >= 0 && srv->opt.request_timeout < timeout)
+    if (srv->opt.request_timeout > 0 && srv->opt.request_timeout < timeout)
         timeout = srv->opt.request_timeout;
     double deadline = ss__now() + timeout;
 
