@@ -2,6 +2,8 @@
  * tcp-upper-server - the upper-casing service over TCP, with line framing.
  *
  *   tcp-upper-server [ADDRESS] [--mode sync|threading|forking|pool] [--grace S]
+ *                    [--workers N] [--proxy-protocol off|optional|required]
+ *                    [--proxy-trusted LIST]
  *
  * TCP delivers a stream of bytes, not messages: two lines sent quickly may
  * arrive in one read, and one line may arrive in several. The server finds
@@ -32,10 +34,14 @@
  * before closing (see refuse_line). */
 #define LINGER_BYTES ((size_t)4 * MAX_LINE)
 #define LINGER_SECONDS 1.0
+/* The most worker processes --workers takes (the library's limit). */
+#define MAX_WORKERS 1024
 
 static void usage(void)
 {
     printf("Usage: %s [ADDRESS] [--mode sync|threading|forking|pool] [--grace S]\n"
+           "       [--workers N] [--proxy-protocol off|optional|required]\n"
+           "       [--proxy-trusted LIST]\n"
            "Answer every line received over TCP with the line upper-cased (ASCII a-z\n"
            "only; other bytes unchanged). Lines end in '\\n'; a connection carries any\n"
            "number of them. A line longer than %d bytes gets an error line and the\n"
@@ -46,12 +52,21 @@ static void usage(void)
            "  --mode MODE  how connections run: sync (one at a time), threading\n"
            "               (a thread each), forking (a process each) or pool (a\n"
            "               fixed set of threads); default threading\n" SERVE_GRACE_USAGE
+           "  --workers N  pre-fork N worker processes (1..%d), each with its own\n"
+           "               SO_REUSEPORT socket on ADDRESS and serving in MODE; the\n"
+           "               first process supervises them (default 0: no workers)\n"
+           "  --proxy-protocol off|optional|required\n"
+           "               read a PROXY protocol v1/v2 header (HAProxy's\n"
+           "               send-proxy) from trusted peers first (default off)\n"
+           "  --proxy-trusted LIST\n"
+           "               comma-separated addresses or CIDRs whose header is\n"
+           "               read (default: every peer)\n"
            "  --help       show this help\n"
            "\n"
            "Prints \"listening on ADDRESS\" once ready; SIGINT or SIGTERM stops it\n"
            "(see --grace).\n"
            "Exit status: 0 after a clean stop, 1 on error, 2 for a bad command line.\n",
-           cli_prog(), MAX_LINE, DEFAULT_ADDRESS);
+           cli_prog(), MAX_LINE, DEFAULT_ADDRESS, MAX_WORKERS);
 }
 
 /* One line per turn: MAX_LINE bytes, its '\n' and ss_readline's NUL. */
@@ -115,12 +130,16 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, 'm'},
         {"grace", required_argument, NULL, 'g'},
+        {"workers", required_argument, NULL, 'w'},
+        {"proxy-protocol", required_argument, NULL, 'p'},
+        {"proxy-trusted", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     ss_handler handler = {.handle = handle};
     ss_options opt;
     int c;
+    long n;
 
     cli_init(argv[0]);
     ss_options_init(&opt);
@@ -148,6 +167,24 @@ int main(int argc, char **argv)
         case 'g':
             if (cli_parse_seconds0(optarg, SERVE_GRACE_MAX, &opt.stop_grace) != 0)
                 cli_usage_error("bad grace '%s': use seconds, 0 or more", optarg);
+            break;
+        case 'w':
+            if (cli_parse_long(optarg, 0, MAX_WORKERS, &n) != 0)
+                cli_usage_error("bad worker count '%s': use 0 to %d", optarg, MAX_WORKERS);
+            opt.workers = (unsigned)n;
+            break;
+        case 'p':
+            if (strcmp(optarg, "off") == 0)
+                opt.proxy_protocol = SS_PROXY_OFF;
+            else if (strcmp(optarg, "optional") == 0)
+                opt.proxy_protocol = SS_PROXY_OPTIONAL;
+            else if (strcmp(optarg, "required") == 0)
+                opt.proxy_protocol = SS_PROXY_REQUIRED;
+            else
+                cli_usage_error("bad proxy protocol '%s': use off, optional or required", optarg);
+            break;
+        case 't':
+            opt.proxy_trusted = optarg;
             break;
         case 'h':
             usage();

@@ -19,7 +19,17 @@
 #include "defs.h"
 #include "secfile.h"
 
-enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4 };
+enum opt_kind {
+    OPT_STRING,
+    OPT_PATH,
+    OPT_BOOL,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_RANGE,
+    OPT_MODE,
+    OPT_IPV4,
+    OPT_PROXY
+};
 
 typedef struct opt_def {
     const char *name; /* long option without "--" */
@@ -59,6 +69,8 @@ static const opt_def opt_table[] = {
     {"run-as", OPT_STRING, STR_FIELD(run_as), 0, 0},
     /* privilege separation */
     {"seccomp", OPT_BOOL, NUM_FIELD(seccomp), 0, 0},
+    {"proxy-protocol", OPT_PROXY, NUM_FIELD(proxy_protocol), 0, 0},
+    {"proxy-trusted", OPT_STRING, STR_FIELD(proxy_trusted), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -101,6 +113,11 @@ static void usage(FILE *out)
             "                         (or its run-as= user), chrooted, at its login\n"
             "  --seccomp              forking mode: a logged-in session may make only\n"
             "                         the system calls serving needs (docs/security.md)\n"
+            "  --proxy-protocol off|optional|required\n"
+            "                         read HAProxy's PROXY v1/v2 header from trusted peers\n"
+            "                         for the real client address (default off)\n"
+            "  --proxy-trusted LIST   addresses/CIDRs allowed to send it, comma-separated\n"
+            "                         (default: any peer; set it with required)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
@@ -262,6 +279,18 @@ static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *er
         snprintf(err, esz, "'%s' is not a port range LO-HI (1-65535, LO <= HI)", val);
         return -1;
     }
+    case OPT_PROXY:
+        if (strcmp(val, "off") == 0) {
+            c->proxy_protocol = SS_PROXY_OFF;
+        } else if (strcmp(val, "optional") == 0) {
+            c->proxy_protocol = SS_PROXY_OPTIONAL;
+        } else if (strcmp(val, "required") == 0) {
+            c->proxy_protocol = SS_PROXY_REQUIRED;
+        } else {
+            snprintf(err, esz, "'%s' is not off, optional or required", val);
+            return -1;
+        }
+        return 0;
     case OPT_MODE:
         if (strcmp(val, "threading") == 0) {
             c->mode = SS_MODE_THREADING;
@@ -361,6 +390,64 @@ static void set_defaults(ftpd_config *c)
     c->mode = SS_MODE_THREADING;
 }
 
+/* One --proxy-trusted entry: an IPv4 or IPv6 address (IPv6 optionally in
+ * brackets), optionally with a /prefix. */
+static bool trusted_entry_ok(const char *e, size_t len)
+{
+    char buf[80];
+    unsigned char a[16];
+    unsigned prefix = 0, max;
+    bool has_prefix = false;
+
+    if (len == 0 || len >= sizeof(buf))
+        return false;
+    memcpy(buf, e, len);
+    buf[len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        if (parse_uint(slash + 1, 0, 128, &prefix) < 0)
+            return false;
+        has_prefix = true;
+    }
+    char *addr = buf;
+    size_t alen = strlen(addr);
+    if (alen >= 2 && addr[0] == '[' && addr[alen - 1] == ']') {
+        addr[alen - 1] = '\0';
+        addr++;
+    }
+    if (inet_pton(AF_INET, addr, a) == 1)
+        max = 32;
+    else if (inet_pton(AF_INET6, addr, a) == 1)
+        max = 128;
+    else
+        return false;
+    return !has_prefix || prefix <= max;
+}
+
+/* The comma-separated --proxy-trusted list, as the library will read it. */
+static bool trusted_list_ok(const char *list)
+{
+    const char *p = list;
+
+    if (*list == '\0')
+        return true;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        const char *e = end != NULL ? end : p + strlen(p);
+        const char *b = p;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (!trusted_entry_ok(b, (size_t)(e - b)))
+            return false;
+        if (end == NULL)
+            return true;
+        p = end + 1;
+    }
+}
+
 /* Check the combined settings and turn the root into an absolute path. */
 static int finish(ftpd_config *c)
 {
@@ -382,6 +469,13 @@ static int finish(ftpd_config *c)
     if (ss_parse_address(c->listen, SOCK_STREAM, &ss, &sl) < 0 ||
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
         fprintf(stderr, FTPD_NAME ": --listen: '%s' is not an IP address and port\n", c->listen);
+        return -1;
+    }
+    if (!trusted_list_ok(c->proxy_trusted)) {
+        fprintf(stderr,
+                FTPD_NAME ": --proxy-trusted: '%s' is not a comma-separated list of addresses "
+                          "or CIDR prefixes\n",
+                c->proxy_trusted);
         return -1;
     }
     /* Anonymous access is the default only when there is nobody else. */

@@ -43,6 +43,9 @@ typedef struct ftpd_config {
     /* Privilege separation (forking mode): the seccomp allow-list of a
      * logged-in session process (seccomp.h). */
     bool seccomp;
+    /* PROXY protocol behind a load balancer (docs/scaling.md). */
+    ss_proxy_mode proxy_protocol; /* off (default), optional or required */
+    char proxy_trusted[1024];     /* addresses/CIDRs whose header is read, "" = any */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

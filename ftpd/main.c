@@ -272,6 +272,11 @@ int main(int argc, char **argv)
     opt.disable_nagle_algorithm = true;
     opt.stop_grace = (double)cfg.stop_grace;
     opt.handle_error = on_error;
+    /* Behind a load balancer the PROXY header names the real client, which
+     * the limits, the logs, the login throttle, the passive-port share and
+     * the PORT/EPRT and data-connection checks then see (docs/scaling.md). */
+    opt.proxy_protocol = cfg.proxy_protocol;
+    opt.proxy_trusted = cfg.proxy_trusted[0] != '\0' ? cfg.proxy_trusted : NULL;
     srv = ss_server_new(&opt, &ftpd_handler);
     if (srv == NULL) {
         int err = errno; /* fprintf may change errno */

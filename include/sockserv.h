@@ -101,6 +101,20 @@ typedef enum ss_reject_reason {
     SS_REJECT_MAX_PER_PEER     /* max_per_peer requests of this peer run */
 } ss_reject_reason;
 
+/* PROXY protocol handling (ss_options.proxy_protocol). */
+typedef enum ss_proxy_mode {
+    SS_PROXY_OFF = 0,  /* no header is read (default) */
+    SS_PROXY_OPTIONAL, /* a trusted peer may send a header or not: without
+                          one its first bytes are the request's data; an
+                          untrusted peer's bytes are never read as one */
+    SS_PROXY_REQUIRED  /* every connection must come from a trusted peer
+                          and start with a valid header; any other is
+                          closed before verify_request, and reported
+                          through handle_error (EACCES: untrusted peer,
+                          EPROTO: bad or missing header, ETIMEDOUT: the
+                          deadline passed) */
+} ss_proxy_mode;
+
 /*
  * Server options. Call ss_options_init() first: it fills in Python's defaults,
  * then set what you need. Where we differ from Python, the comment says why.
@@ -231,6 +245,54 @@ typedef struct ss_options {
      * children die of the signal, and threads and pool workers finish their
      * requests. NaN is EINVAL. */
     double stop_grace;
+
+    /* Pre-fork scale-out: 0 (default) = one process, as before. N >= 1 =
+     * ss_serve_forever runs N worker processes, each with its own listening
+     * (receiving) socket bound to the same address with SO_REUSEPORT, so
+     * that the kernel spreads the connections; each worker serves in the
+     * configured mode (sync, threading, forking or pool). ss_server_new
+     * makes all N sockets at once (a port of 0 is read back from the first
+     * and shared), so ss_server_address works before serving. The process
+     * that calls ss_serve_forever supervises: a worker that dies (a signal,
+     * or an exit status other than 0) is restarted, at once the first time
+     * and with a pause doubling from 0.1 s to 5 s while it keeps dying
+     * within a second of its start, and reported through handle_error (req
+     * NULL, err EOWNERDEAD); a worker that ends with status 0 (its loop was
+     * stopped from inside, e.g. ss_shutdown in a handler) stops the whole
+     * server. ss_shutdown, ss_server_stop and the stop signals stop every
+     * worker: each gets SIGTERM and runs the library's graceful stop (with
+     * ss_server_stop's or stop_grace's grace, a second SIGTERM when it ends,
+     * SIGKILL 3 s after that); ss_serve_forever returns once every worker
+     * was reaped. Workers ignore SIGINT (a terminal's Ctrl-C goes to the
+     * whole group; the supervisor decides). The connection limits
+     * (max_connections, max_per_peer), ss_server_active and
+     * ss_server_peer_count are per worker; in the supervisor
+     * ss_server_active is 0. Handlers, hooks and the mode's threads run in
+     * the workers only; ss_handle_request fails with EINVAL. A Unix socket
+     * address has no SO_REUSEPORT: its workers share one socket. At most
+     * 1024. */
+    unsigned workers;
+
+    /* PROXY protocol (HAProxy's v1 text and v2 binary header) on stream
+     * servers; EINVAL for datagram servers. A load balancer that speaks it
+     * sends, first on each connection, the address of the real client.
+     * With OPTIONAL or REQUIRED the header is read in the thread that
+     * accepts, right after accept and before verify_request, within a
+     * deadline (request_timeout when set and shorter, otherwise 5 s) and a
+     * size bound, and only from a peer on the proxy_trusted list. Then
+     * ss_request_client_address, ss_request_client_str, verify_request, the
+     * connection limits and handle_error's report see the real client;
+     * ss_request_proxy_address returns the proxy's own address. The bytes
+     * after the header stay buffered for the handler's reads. A v2 LOCAL
+     * header (a proxy's health check), a v1 UNKNOWN one and v2 families
+     * without an IP address (UNSPEC, Unix) keep the connection's own
+     * address; v2 TLVs are skipped. */
+    ss_proxy_mode proxy_protocol;
+    /* The peers whose header is read: comma-separated IPv4/IPv6 addresses
+     * or CIDR prefixes ("127.0.0.1,10.0.0.0/8,::1,fd00::/8"); NULL or ""
+     * (default) trusts every peer, Unix socket peers included. An entry
+     * that does not parse makes ss_server_new fail with EINVAL. */
+    const char *proxy_trusted;
 } ss_options;
 
 /* Fill the first size bytes of *opt with the defaults listed above (every
@@ -402,8 +464,16 @@ SS_API ss_server *ss_request_server(const ss_request *req);
  * request[1]); never close it. */
 SS_API int ss_request_fd(const ss_request *req);
 
-/* The client's address. *len receives its length. */
+/* The client's address. *len receives its length. With the PROXY protocol
+ * and a header: the real client's address the header gave. */
 SS_API const struct sockaddr *ss_request_client_address(const ss_request *req, socklen_t *len);
+
+/* With the PROXY protocol (ss_options.proxy_protocol): the address of the
+ * peer that sent the header (the proxy itself), *len its length; NULL when
+ * the connection had no header (a direct client, a v2 LOCAL health check
+ * and a v1 UNKNOWN header keep the connection's own address, which
+ * ss_request_client_address returns then). len may be NULL. */
+SS_API const struct sockaddr *ss_request_proxy_address(const ss_request *req, socklen_t *len);
 
 /* The client's address as text ("127.0.0.1:5555", "[::1]:5555", "unix:/p"
  * or "unix:" for an unbound peer). Valid while the request lives. */

@@ -4,7 +4,7 @@
 # `deps.sh lint` installs what make lint needs instead, `deps.sh fuzz` what
 # make fuzz needs (clang and its libFuzzer runtime).
 set -u
-PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2"
+PKGS="build-essential clang libcmocka-dev libcrypt-dev libssl-dev openssl lftp curl python3 pkg-config iproute2 haproxy"
 [ "${1:-}" = lint ] && PKGS="clang-format clang-tidy"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-dev"
 missing=""

@@ -25,6 +25,10 @@
 #define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
 #define SS__STOP_STEP 0.02          /* graceful stop: look for a second stop this often */
 #define SS__STOP_AFTER_CUT 2.0      /* ... and wait this long for requests after the cut */
+#define SS__PROXY_TIMEOUT 5.0       /* PROXY header: deadline to read it (seconds) */
+#define SS__PROXY_V1_MAX 107        /* PROXY v1: the longest header, CRLF included */
+#define SS__PROXY_V2_MAX (16 + 4096) /* PROXY v2: the longest header we take */
+#define SS__WORKERS_MAX 1024        /* pre-fork: most worker processes */
 
 /* The peer a request counts against (limits.c): an IPv4 address, or an
  * IPv6 address cut to the server's peer_prefix6 bits. */
@@ -35,6 +39,10 @@ typedef struct ss__peer_key {
 
 /* Connection accounting state (limits.c); NULL when no limit is set. */
 typedef struct ss__limits ss__limits;
+/* The PROXY protocol's trusted peers (proxy.c); NULL when off. */
+typedef struct ss__proxy ss__proxy;
+/* The pre-fork supervisor's state (prefork.c); NULL without workers. */
+typedef struct ss__prefork ss__prefork;
 
 struct ss_request {
     ss_server *srv;
@@ -49,6 +57,10 @@ struct ss_request {
     ss__peer_key key;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    /* The peer that sent a PROXY header (addr then holds the real client);
+     * proxy_addrlen 0 = no header. */
+    struct sockaddr_storage proxy_addr;
+    socklen_t proxy_addrlen;
     void *user;
 
     /* Input: stream read buffer, or the datagram's bytes. */
@@ -158,6 +170,8 @@ struct ss_server {
     char *address;              /* our copy of opt.address */
     ss_handler handler;
     ss__limits *limits;         /* connection accounting, NULL = off */
+    ss__proxy *proxy;           /* PROXY protocol, NULL = off */
+    ss__prefork *prefork;       /* pre-fork workers, NULL = none */
 
     /* The transport (stream.c, datagram.c) and the server socket. */
     const ss__transport *transport;
@@ -274,6 +288,45 @@ static inline int ss__conn(const ss_request *req)
 {
     return req->srv->transport->shared_socket ? -1 : req->fd;
 }
+
+/* proxy.c: the PROXY protocol (v1 and v2 headers). */
+/* The parsed header: with_address says whether it named the real client
+ * (src); a v2 LOCAL, a v1 UNKNOWN or a v2 header of another family keeps the
+ * connection's own address. */
+typedef struct ss__proxy_header {
+    bool with_address;
+    struct sockaddr_storage src;
+    socklen_t srclen;
+} ss__proxy_header;
+#define SS__PROXY_NONE (-2) /* the bytes are no PROXY header at all */
+#define SS__PROXY_BAD (-1)  /* a PROXY header, but a broken one */
+/* Parse the first len bytes of a connection. Returns the header's length
+ * (> 0, *out filled), 0 when more bytes are needed to tell, SS__PROXY_BAD or
+ * SS__PROXY_NONE. Never reads past len. */
+ssize_t ss__proxy_parse(const unsigned char *buf, size_t len, ss__proxy_header *out);
+/* Make srv->proxy from the options. Returns 0, or -1 with errno (EINVAL: a
+ * bad trusted list or a datagram server; ENOMEM). */
+int ss__proxy_init(ss_server *srv);
+void ss__proxy_free(ss_server *srv);
+/* Whether the peer at sa may send a header (on the trusted list). */
+bool ss__proxy_trusted(const ss__proxy *p, const struct sockaddr *sa, socklen_t len);
+/* Right after accept: read the header if the options say so, with the
+ * deadline and size bound, and put the real client into req->addr. Returns
+ * 0 to go on with the request, -1 when it must be closed unserved (already
+ * reported through handle_error where worth it). */
+int ss__proxy_accept(ss_server *srv, ss_request *req);
+
+/* prefork.c: N worker processes with SO_REUSEPORT sockets. */
+/* After the first socket is open (srv->fd): open the others and take the
+ * configured mode aside (the supervisor runs no mode). Returns 0 or -1. */
+int ss__prefork_init(ss_server *srv);
+/* The supervisor's loop, called by ss_serve_forever in the supervisor
+ * (the loop is entered). Returns as ss_serve_forever. */
+int ss__prefork_serve(ss_server *srv, double poll_interval);
+/* True in the supervisor (not in a worker): it takes no requests. */
+bool ss__prefork_supervisor(const ss_server *srv);
+void ss__prefork_close(ss_server *srv);
+void ss__prefork_free(ss_server *srv);
 
 /* socket.c */
 int ss__open_server_socket(ss_server *srv);

@@ -159,7 +159,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) ||
         opt->pool_queue > UINT_MAX - opt->pool_workers || !stack_size_ok(opt->thread_stack_size) ||
         opt->peer_prefix6 > 128 || opt->max_packet_size > (1u << 30) ||
-        opt->stop_grace != opt->stop_grace) {
+        opt->stop_grace != opt->stop_grace || opt->workers > SS__WORKERS_MAX) {
         errno = EINVAL;
         return NULL;
     }
@@ -198,6 +198,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     if (srv->address == NULL)
         goto fail;
     srv->opt.address = srv->address;
+    if (srv->opt.workers > 0)
+        srv->opt.allow_reuse_port = true; /* every worker binds the address */
     srv->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->wakefd < 0)
         goto fail;
@@ -213,12 +215,19 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         goto fail;
     if (ss__limits_init(srv) < 0)
         goto fail;
-    if (srv->mode->init != NULL && srv->mode->init(srv) < 0)
+    if (ss__proxy_init(srv) < 0)
+        goto fail;
+    /* Pre-fork: the workers start their mode themselves (prefork.c). */
+    if (srv->opt.workers > 0 && ss__prefork_init(srv) < 0)
+        goto fail;
+    if (srv->prefork == NULL && srv->mode->init != NULL && srv->mode->init(srv) < 0)
         goto fail;
     return srv;
 
 fail:
     err = errno;
+    ss__prefork_free(srv);
+    ss__proxy_free(srv);
     ss__limits_free(srv);
     ss__close_server_socket(srv);
     ss__close(srv->wakefd);
@@ -781,7 +790,9 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         interval_ms = (int)(poll_interval * 1000.0 + 0.5);
     int rc = 0;
 
-    while (!ss__stop_requested(srv)) {
+    if (ss__prefork_supervisor(srv))
+        rc = ss__prefork_serve(srv, poll_interval); /* the workers serve */
+    while (!ss__prefork_supervisor(srv) && !ss__stop_requested(srv)) {
         int r = one_turn(srv, interval_ms);
         if (r < 0) {
             rc = -1;
@@ -798,7 +809,7 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
 
 int ss_handle_request(ss_server *srv)
 {
-    if (srv == NULL) {
+    if (srv == NULL || ss__prefork_supervisor(srv)) {
         errno = EINVAL;
         return -1;
     }
@@ -916,6 +927,7 @@ void ss_server_close(ss_server *srv)
     if (srv == NULL || srv->closed)
         return;
     srv->closed = true;
+    ss__prefork_close(srv);
     if (!srv->transport->shared_socket) {
         /* Stop accepting first, then wait for the connections in flight. */
         ss__close_server_socket(srv);
@@ -950,6 +962,8 @@ void ss_server_free(ss_server *srv)
     if (srv->mode->destroy != NULL)
         srv->mode->destroy(srv);
     ss__limits_free(srv);
+    ss__prefork_free(srv);
+    ss__proxy_free(srv);
     ss__close(srv->deferred_fd);
     ss__request_free(srv->loop_req);
     ss__close(srv->wakefd);

@@ -73,6 +73,11 @@ static int stream_get_request(ss_server *srv, ss_request *req)
     }
     if (srv->opt.request_timeout >= 0)
         (void)ss__set_sock_timeout(fd, srv->opt.request_timeout);
+    /* PROXY protocol: the real client's address, before verify_request. */
+    if (srv->proxy != NULL && ss__proxy_accept(srv, req) < 0) {
+        ss__close_request(req);
+        return 0;
+    }
     return 1;
 }
 
