@@ -77,12 +77,17 @@ static ssize_t data_send(turn_state *ts, const void *buf, size_t n)
 static ssize_t data_recv(turn_state *ts, void *buf, size_t n)
 {
     ssize_t r;
+    int err;
 
     if (ts->tls == NULL)
         return recv(ts->data_fd, buf, n, MSG_DONTWAIT);
     r = tls_conn_read(ts->tls, buf, n);
-    ts->tls_want = r < 0 && errno == EAGAIN ? tls_conn_want(ts->tls) : 0;
+    err = errno;
+    ts->tls_want = r < 0 && err == EAGAIN ? tls_conn_want(ts->tls) : 0;
     ts->data_buffered = tls_conn_pending(ts->tls) > 0;
+    if (r < 0 && err != EAGAIN)
+        log_msg("%s: TLS data connection: %s", ts->s->peer_str, strerror(err));
+    errno = err;
     return r;
 }
 
