@@ -228,19 +228,18 @@ tls_conn *tls_conn_new(int fd, const unsigned char sid_ctx[TLS_SID_CTX_LEN], con
         errno = ENOMEM;
         return NULL;
     }
-    /* Data connections may use kTLS where the kernel offers it, and get
-     * no TLS 1.3 session tickets: an uploading client never reads its
-     * data connection, and closing it with a ticket unread makes its
-     * kernel reset the connection, which can lose the upload's last bytes
-     * here. Clients resume the control connection's session anyway. */
-    if (like != NULL) {
+    /* Data connections may use kTLS where the kernel offers it. */
+    if (like != NULL)
         SSL_set_options(c->ssl, SSL_OP_ENABLE_KTLS);
-        SSL_set_num_tickets(c->ssl, 0);
-    }
     SSL_set_accept_state(c->ssl);
     c->fd = fd;
     c->want = POLLIN;
     return c;
+}
+
+void tls_conn_no_tickets(tls_conn *c)
+{
+    SSL_set_num_tickets(c->ssl, 0);
 }
 
 /* After a failed SSL call: EAGAIN with c->want set, 0 for the end of

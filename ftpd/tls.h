@@ -62,6 +62,14 @@ int tls_new_sid_ctx(unsigned char ctx[TLS_SID_CTX_LEN]);
  * use kTLS. NULL with errno on failure. fd stays the caller's. */
 tls_conn *tls_conn_new(int fd, const unsigned char sid_ctx[TLS_SID_CTX_LEN], const tls_conn *like);
 
+/* Send no TLS 1.3 session tickets after the handshake. For uploads: the
+ * client never reads its data connection, and a client that closes it
+ * with a ticket unread makes its kernel reset the connection, dropping
+ * the upload's last bytes still in its send buffer. A download's client
+ * reads them with the data, and keeps them for the next resumption
+ * (curl and OpenSSL use a TLS 1.3 ticket once). */
+void tls_conn_no_tickets(tls_conn *c);
+
 /* Run the handshake until deadline_ms (monotonic); a readable stop_fd
  * (>= 0) ends the wait with ECANCELED. Returns 0, or -1 with errno
  * (ETIMEDOUT, ECANCELED, ECONNRESET, EPROTO; the reason is logged under

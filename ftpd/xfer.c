@@ -343,6 +343,8 @@ static int start_data_tls(session *s, turn_state *ts, char direction)
         reply(s, 425, "Cannot open TLS data connection.");
         return -1;
     }
+    if (direction == 'i')
+        tls_conn_no_tickets(ts->tls);
     if (tls_conn_handshake(ts->tls, deadline, stop_fd, s->peer_str) < 0) {
         if (errno == ECANCELED) {
             /* As for a transfer that has not begun: the session ends. */
