@@ -170,9 +170,8 @@ int cmd_feat(session *s, const char *arg)
     }
     /* HASH is listed only when --hash-max-size lets it run; AUTH TLS, PBSZ
      * and PROT only when TLS is on (RFC 4217 6). */
-    if (reply_begin(s, 211, "Features:") < 0 ||
-        (tls && reply_line(s, "AUTH TLS") < 0) || reply_line(s, "EPRT") < 0 ||
-        reply_line(s, "EPSV") < 0 ||
+    if (reply_begin(s, 211, "Features:") < 0 || (tls && reply_line(s, "AUTH TLS") < 0) ||
+        reply_line(s, "EPRT") < 0 || reply_line(s, "EPSV") < 0 ||
         (s->cfg->hash_max_size > 0 && reply_line(s, "HASH %s", hashes) < 0) ||
         reply_line(s, "MDTM") < 0 || reply_line(s, "MLST %s", mlst_feat) < 0 ||
         (tls && (reply_line(s, "PBSZ") < 0 || reply_line(s, "PROT") < 0)) ||

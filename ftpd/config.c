@@ -399,12 +399,14 @@ static int finish_tls(ftpd_config *c)
     }
     if (c->tls_implicit_listen[0] != '\0') {
         if (c->tls_mode == FTPD_TLS_OFF) {
-            fprintf(stderr, FTPD_NAME ": --tls-implicit-listen: needs --tls optional or required\n");
+            fprintf(stderr,
+                    FTPD_NAME ": --tls-implicit-listen: needs --tls optional or required\n");
             return -1;
         }
         if (ss_parse_address(c->tls_implicit_listen, SOCK_STREAM, &ss, &sl) < 0 ||
             (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-            fprintf(stderr, FTPD_NAME ": --tls-implicit-listen: '%s' is not an IP address and port\n",
+            fprintf(stderr,
+                    FTPD_NAME ": --tls-implicit-listen: '%s' is not an IP address and port\n",
                     c->tls_implicit_listen);
             return -1;
         }

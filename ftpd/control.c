@@ -223,8 +223,7 @@ int control_start_tls(session *s, long long deadline_ms)
     if (tls_conn_handshake(s->ctrl_tls, deadline_ms, ss_server_stop_fd(ss_request_server(s->req)),
                            s->peer_str) < 0)
         goto fail;
-    log_msg("%s: TLS on the control connection (%s)", s->peer_str,
-            tls_conn_version(s->ctrl_tls));
+    log_msg("%s: TLS on the control connection (%s)", s->peer_str, tls_conn_version(s->ctrl_tls));
     return 0;
 fail:;
     int err = errno;

@@ -116,7 +116,8 @@ int tls_init(const ftpd_config *cfg, char *why, size_t size)
     if (cfg->tls_mode == FTPD_TLS_OFF)
         return 0;
     snprintf(cert_path, sizeof(cert_path), "%s", cfg->tls_cert);
-    snprintf(key_path, sizeof(key_path), "%s", cfg->tls_key[0] != '\0' ? cfg->tls_key : cfg->tls_cert);
+    snprintf(key_path, sizeof(key_path), "%s",
+             cfg->tls_key[0] != '\0' ? cfg->tls_key : cfg->tls_cert);
     ctx = make_ctx(why, size);
     if (ctx == NULL)
         return -1;

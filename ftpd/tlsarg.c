@@ -11,8 +11,7 @@ int tlsarg_auth(const char *arg)
 {
     if (arg == NULL)
         return -1;
-    if (strcasecmp(arg, "TLS") == 0 || strcasecmp(arg, "TLS-C") == 0 ||
-        strcasecmp(arg, "SSL") == 0)
+    if (strcasecmp(arg, "TLS") == 0 || strcasecmp(arg, "TLS-C") == 0 || strcasecmp(arg, "SSL") == 0)
         return 0;
     return -1;
 }
