@@ -109,12 +109,28 @@ fail:
     return NULL;
 }
 
+/* A session process forked while another thread (the implicit listener's
+ * loop, a reload) holds the lock must not inherit it held. */
+static void lock_for_fork(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+}
+
+static void unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&ctx_lock);
+}
+
 int tls_init(const ftpd_config *cfg, char *why, size_t size)
 {
     SSL_CTX *ctx;
 
     if (cfg->tls_mode == FTPD_TLS_OFF)
         return 0;
+    if (pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork) != 0) {
+        snprintf(why, size, "TLS: pthread_atfork failed");
+        return -1;
+    }
     snprintf(cert_path, sizeof(cert_path), "%s", cfg->tls_cert);
     snprintf(key_path, sizeof(key_path), "%s",
              cfg->tls_key[0] != '\0' ? cfg->tls_key : cfg->tls_cert);
