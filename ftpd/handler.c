@@ -147,8 +147,11 @@ static int session_handle(ss_request *req)
 {
     session *s = ss_request_user(req);
 
-    /* FTPS: on the implicit listener TLS starts at connect, before the
-     * greeting, and data connections are protected from the start. */
+    /* FTPS: a session process keeps none of the other listener's
+     * descriptors; on the implicit listener TLS starts at connect, before
+     * the greeting, and data connections are protected from the start. */
+    if (s->cfg->mode == SS_MODE_FORKING)
+        tls_forked_session(ss_request_server(req));
     if (tls_is_implicit(ss_request_server(req))) {
         if (control_start_tls(s, s->login_deadline_ms) < 0)
             return SS_OK;

@@ -357,7 +357,7 @@ int main(int argc, char **argv)
         }
         itls.main_srv = srv;
         itls.grace = (double)cfg.stop_grace;
-        tls_set_implicit_server(itls.srv);
+        tls_set_listeners(srv, itls.srv);
     }
     if (cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
         ss_server_free(itls.srv);

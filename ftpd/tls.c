@@ -34,7 +34,8 @@ static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_CTX *cur_ctx;
 static char cert_path[PATH_MAX];
 static char key_path[PATH_MAX];
-static const ss_server *implicit_srv;
+static ss_server *implicit_srv; /* --tls-implicit-listen's server */
+static ss_server *explicit_srv; /* and the main one */
 
 /* The last OpenSSL error as text (and the queue emptied). */
 static const char *ssl_error_text(char *buf, size_t size)
@@ -185,14 +186,22 @@ bool tls_enabled(void)
     return on;
 }
 
-void tls_set_implicit_server(const ss_server *srv)
+void tls_set_listeners(ss_server *main_srv, ss_server *implicit)
 {
-    implicit_srv = srv;
+    explicit_srv = main_srv;
+    implicit_srv = implicit;
 }
 
 bool tls_is_implicit(const ss_server *srv)
 {
     return srv != NULL && srv == implicit_srv;
+}
+
+void tls_forked_session(const ss_server *own)
+{
+    if (implicit_srv == NULL)
+        return;
+    ss_server_forget(own == implicit_srv ? explicit_srv : implicit_srv);
 }
 
 int tls_new_sid_ctx(unsigned char ctx[TLS_SID_CTX_LEN])

@@ -47,10 +47,14 @@ void tls_cleanup(void);
 /* True when FTPS is on (--tls optional or required). */
 bool tls_enabled(void);
 
-/* The server whose connections speak TLS from their first byte
- * (--tls-implicit-listen); NULL for none. */
-void tls_set_implicit_server(const ss_server *srv);
+/* The main server and the one whose connections speak TLS from their
+ * first byte (--tls-implicit-listen; NULL for none). */
+void tls_set_listeners(ss_server *main_srv, ss_server *implicit);
 bool tls_is_implicit(const ss_server *srv);
+
+/* Forking mode, in a session process of server own: close the other
+ * listener's descriptors inherited from the parent (ss_server_forget). */
+void tls_forked_session(const ss_server *own);
 
 /* A random session id context for a new control connection. */
 int tls_new_sid_ctx(unsigned char ctx[TLS_SID_CTX_LEN]);

@@ -126,6 +126,37 @@ def implicit_port(server, limit=10):
     raise AssertionError("no implicit TLS listener line on stdout")
 
 
+def listener_inode(port):
+    """The inode of the socket listening on 127.0.0.1:port (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == "0100007F:%04X" % port and fields[3] == "0A":
+                return int(fields[9])
+    return None
+
+
+def children_of(pid):
+    kids = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def socket_inodes(pid):
+    held = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]$", target)
+        if m:
+            held.add(int(m.group(1)))
+    return held
+
+
 class TlsBase(T.ServerTestCase):
     tls_args = ("--tls", "optional")
     extra_args = ()
@@ -563,6 +594,48 @@ class TlsStopTest(unittest.TestCase):
 
 class TlsStopForkingTest(TlsStopTest):
     mode_args = ("--mode", "forking")
+
+    def test_session_processes_hold_no_listener(self):
+        # A session process of one listener keeps neither its own listening
+        # socket nor the other listener's (nor the other's connections).
+        srv = self.start()
+        x = implicit_ctl(self, srv)
+        x.login("alice", "pw")
+        y = self.session(srv)
+        self.assertEqual(x.cmd("NOOP").code, 200)
+        listeners = {listener_inode(srv.port), listener_inode(implicit_port(srv))}
+        self.assertNotIn(None, listeners)
+        kids = children_of(srv.proc.pid)
+        self.assertEqual(len(kids), 2, kids)
+        for pid in kids:
+            held = socket_inodes(pid)
+            self.assertFalse(held & listeners, "session process %d holds a listener" % pid)
+            # Its own control connection and nothing of the other session.
+            self.assertEqual(len(held), 1, "session process %d holds sockets %s" % (pid, held))
+
+    def test_session_end_closes_connection_despite_other_listener(self):
+        # A session process of one listener must not keep the connections
+        # of the other listener's sessions open (forking mode).
+        srv = self.start()
+        x = implicit_ctl(self, srv)
+        x.login("alice", "pw")
+        y = self.session(srv)  # forked while x's session runs
+        self.assertEqual(x.cmd("QUIT").code, 221)
+        raw = x.sock.unwrap()  # both close_notify said: TCP below
+        raw.settimeout(T.timeout(5))
+        self.assertEqual(raw.recv(100), b"", "no end of the connection")
+        x.sock = raw
+        # And the other way round.
+        z = self.session(srv)
+        w = implicit_ctl(self, srv)
+        w.login("alice", "pw")
+        self.assertEqual(z.cmd("QUIT").code, 221)
+        raw = z.sock.unwrap()
+        raw.settimeout(T.timeout(5))
+        self.assertEqual(raw.recv(100), b"", "no end of the connection")
+        z.sock = raw
+        self.assertEqual(y.cmd("NOOP").code, 200)
+        self.assertEqual(w.cmd("NOOP").code, 200)
 
 
 class TlsConfigTest(unittest.TestCase):
