@@ -58,7 +58,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/bin/%,$(subst _,-,$(EX_SRC)))
 FTPD_SRC := $(wildcard ftpd/*.c)
 FTPD_OBJ := $(FTPD_SRC:ftpd/%.c=$(BUILD)/obj/ftpd/%.o)
 FTPD_BIN := $(if $(FTPD_SRC),$(BUILD)/bin/sockserv-ftpd)
-FTPD_LIBS := -lcrypt -lcrypto
+FTPD_LIBS := -lcrypt -lssl -lcrypto
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(subst _,-,$(BENCH_SRC)))

@@ -21,7 +21,12 @@ int cmd_acct(session *s, const char *arg);
 int cmd_quit(session *s, const char *arg);
 int cmd_rein(session *s, const char *arg);
 int cmd_clnt(session *s, const char *arg);
+
+/* cmd_tls.c: FTPS (RFC 4217). */
 int cmd_auth(session *s, const char *arg);
+int cmd_pbsz(session *s, const char *arg);
+int cmd_prot(session *s, const char *arg);
+int cmd_ccc(session *s, const char *arg);
 
 /* cmd_fs.c: directories and files. */
 int cmd_cwd(session *s, const char *arg);

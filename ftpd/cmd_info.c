@@ -151,6 +151,7 @@ int cmd_feat(session *s, const char *arg)
 {
     char hashes[64], mlst_feat[80];
     size_t n = 0;
+    bool tls = s->cfg->tls_mode != FTPD_TLS_OFF;
 
     mlst_feat[0] = '\0';
     for (size_t i = 0; i < MLST_FACT_COUNT; i++) {
@@ -167,11 +168,13 @@ int cmd_feat(session *s, const char *arg)
             break;
         n += (size_t)k;
     }
-    /* HASH is listed only when --hash-max-size lets it run. */
-    if (reply_begin(s, 211, "Features:") < 0 || reply_line(s, "EPRT") < 0 ||
-        reply_line(s, "EPSV") < 0 ||
+    /* HASH is listed only when --hash-max-size lets it run; AUTH TLS, PBSZ
+     * and PROT only when TLS is on (RFC 4217 6). */
+    if (reply_begin(s, 211, "Features:") < 0 || (tls && reply_line(s, "AUTH TLS") < 0) ||
+        reply_line(s, "EPRT") < 0 || reply_line(s, "EPSV") < 0 ||
         (s->cfg->hash_max_size > 0 && reply_line(s, "HASH %s", hashes) < 0) ||
         reply_line(s, "MDTM") < 0 || reply_line(s, "MLST %s", mlst_feat) < 0 ||
+        (tls && (reply_line(s, "PBSZ") < 0 || reply_line(s, "PROT") < 0)) ||
         reply_line(s, "REST STREAM") < 0 || reply_line(s, "SIZE") < 0 ||
         reply_line(s, "TVFS") < 0 || reply_line(s, "UTF8") < 0)
         return -1;

@@ -244,8 +244,3 @@ int cmd_clnt(session *s, const char *arg)
 {
     return reply(s, 200, "Noted.");
 }
-
-int cmd_auth(session *s, const char *arg)
-{
-    return reply(s, 502, "TLS is not supported.");
-}

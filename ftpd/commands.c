@@ -46,7 +46,10 @@ static const command command_table[] = {
     {"ACCT", cmd_acct, 0, "ACCT account"},
     {"QUIT", cmd_quit, F_PRE, "QUIT"},
     {"REIN", cmd_rein, F_PRE, "REIN"},
-    {"AUTH", cmd_auth, F_PRE, "AUTH (not supported)"},
+    {"AUTH", cmd_auth, F_PRE | F_TRIM, "AUTH TLS"},
+    {"PBSZ", cmd_pbsz, F_PRE | F_TRIM, "PBSZ 0"},
+    {"PROT", cmd_prot, F_PRE | F_TRIM, "PROT P|C"},
+    {"CCC", cmd_ccc, F_PRE, "CCC (refused)"},
     {"CLNT", cmd_clnt, F_PRE, "CLNT client-name"},
     {"CWD", cmd_cwd, F_ARG, "CWD path"},
     {"XCWD", cmd_cwd, F_ARG, "XCWD path"},
@@ -169,6 +172,10 @@ int commands_dispatch(session *s, const char *line)
         return reply(s, 500, "Unknown command.");
     if (!(c->flags & F_PRE) && !s->logged_in)
         return reply(s, 530, "Please login with USER and PASS.");
+    /* --tls required: no name or password in clear, anonymous included. */
+    if ((c->fn == cmd_user || c->fn == cmd_pass) && s->cfg->tls_mode == FTPD_TLS_REQUIRED &&
+        s->ctrl_tls == NULL)
+        return reply(s, 530, "TLS required: use AUTH TLS before USER and PASS.");
     if ((c->flags & F_TRIM) && arg != NULL) {
         size_t n = strlen(arg);
 

@@ -71,6 +71,12 @@ static const opt_def opt_table[] = {
     {"seccomp", OPT_BOOL, NUM_FIELD(seccomp), 0, 0},
     {"proxy-protocol", OPT_PROXY, NUM_FIELD(proxy_protocol), 0, 0},
     {"proxy-trusted", OPT_STRING, STR_FIELD(proxy_trusted), 0, 0},
+    /* FTPS */
+    {"tls", OPT_STRING, STR_FIELD(tls), 0, 0},
+    {"tls-cert", OPT_PATH, STR_FIELD(tls_cert), 0, 0},
+    {"tls-key", OPT_PATH, STR_FIELD(tls_key), 0, 0},
+    {"tls-implicit-listen", OPT_STRING, STR_FIELD(tls_implicit_listen), 0, 0},
+    {"tls-require-reuse", OPT_STRING, STR_FIELD(tls_require_reuse), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -118,6 +124,14 @@ static void usage(FILE *out)
             "                         for the real client address (default off)\n"
             "  --proxy-trusted LIST   addresses/CIDRs allowed to send it, comma-separated\n"
             "                         (default: any peer; set it with required)\n"
+            "  --tls off|optional|required  FTPS (RFC 4217): AUTH TLS offered, or required\n"
+            "                         before USER/PASS and for data (default off)\n"
+            "  --tls-cert FILE        certificate chain (PEM), loaded at startup\n"
+            "  --tls-key FILE         private key (PEM; default: the certificate file)\n"
+            "  --tls-implicit-listen ADDR  a second listener speaking TLS from the first\n"
+            "                         byte (implicit FTPS, e.g. 0.0.0.0:990)\n"
+            "  --tls-require-reuse yes|no  data connections must resume the control\n"
+            "                         connection's TLS session (default yes)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
@@ -388,6 +402,51 @@ static void set_defaults(ftpd_config *c)
     c->max_listing_memory = FTPD_DEFAULT_LISTING_MEMORY;
     c->hash_max_size = FTPD_DEFAULT_HASH_MAX_SIZE;
     c->mode = SS_MODE_THREADING;
+    snprintf(c->tls, sizeof(c->tls), "off");
+    snprintf(c->tls_require_reuse, sizeof(c->tls_require_reuse), "yes");
+}
+
+/* The FTPS settings: --tls and --tls-require-reuse in words, a certificate
+ * when TLS is on, and an implicit listener only with TLS. */
+static int finish_tls(ftpd_config *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (strcmp(c->tls, "off") == 0) {
+        c->tls_mode = FTPD_TLS_OFF;
+    } else if (strcmp(c->tls, "optional") == 0) {
+        c->tls_mode = FTPD_TLS_OPTIONAL;
+    } else if (strcmp(c->tls, "required") == 0) {
+        c->tls_mode = FTPD_TLS_REQUIRED;
+    } else {
+        fprintf(stderr, FTPD_NAME ": --tls: '%s' is not off, optional or required\n", c->tls);
+        return -1;
+    }
+    if (parse_bool(c->tls_require_reuse, &c->tls_reuse) < 0) {
+        fprintf(stderr, FTPD_NAME ": --tls-require-reuse: '%s' is not yes or no\n",
+                c->tls_require_reuse);
+        return -1;
+    }
+    if (c->tls_mode != FTPD_TLS_OFF && c->tls_cert[0] == '\0') {
+        fprintf(stderr, FTPD_NAME ": --tls %s: needs --tls-cert FILE\n", c->tls);
+        return -1;
+    }
+    if (c->tls_implicit_listen[0] != '\0') {
+        if (c->tls_mode == FTPD_TLS_OFF) {
+            fprintf(stderr,
+                    FTPD_NAME ": --tls-implicit-listen: needs --tls optional or required\n");
+            return -1;
+        }
+        if (ss_parse_address(c->tls_implicit_listen, SOCK_STREAM, &ss, &sl) < 0 ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+            fprintf(stderr,
+                    FTPD_NAME ": --tls-implicit-listen: '%s' is not an IP address and port\n",
+                    c->tls_implicit_listen);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* One --proxy-trusted entry: an IPv4 or IPv6 address (IPv6 optionally in
@@ -497,6 +556,8 @@ static int finish(ftpd_config *c)
      * so three others can always get one. */
     if (c->max_pasv_per_ip == 0 && c->pasv_lo != 0)
         c->max_pasv_per_ip = (c->pasv_hi - c->pasv_lo + 1 + 3) / 4;
+    if (finish_tls(c) < 0)
+        return -1;
     return 0;
 }
 

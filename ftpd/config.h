@@ -13,6 +13,9 @@
 
 #include <sockserv.h>
 
+/* --tls: FTPS off, offered, or required before a login and for data. */
+enum ftpd_tls_mode { FTPD_TLS_OFF = 0, FTPD_TLS_OPTIONAL, FTPD_TLS_REQUIRED };
+
 typedef struct ftpd_config {
     char listen[256];      /* library address string */
     char root[PATH_MAX];   /* absolute real path of the served tree */
@@ -46,6 +49,14 @@ typedef struct ftpd_config {
     /* PROXY protocol behind a load balancer (docs/scaling.md). */
     ss_proxy_mode proxy_protocol; /* off (default), optional or required */
     char proxy_trusted[1024];     /* addresses/CIDRs whose header is read, "" = any */
+    /* FTPS (tls.c, cmd_tls.c) */
+    char tls[16];                  /* --tls as given: off, optional, required */
+    enum ftpd_tls_mode tls_mode;   /* ... parsed */
+    char tls_cert[PATH_MAX];       /* certificate chain, PEM */
+    char tls_key[PATH_MAX];        /* private key, PEM; "" = in the certificate file */
+    char tls_implicit_listen[256]; /* second listener, TLS from the first byte; "" = none */
+    char tls_require_reuse[8];     /* --tls-require-reuse as given: yes or no */
+    bool tls_reuse;                /* ... parsed: data connections must resume the session */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

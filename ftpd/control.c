@@ -9,16 +9,34 @@
  * in the library's buffer. finish_line then removes the line end and
  * telnet IAC sequences (some clients send IAC IP / IAC DM before ABOR) and
  * refuses lines with a NUL byte.
+ *
+ * Once the control connection speaks TLS (AUTH TLS, or an implicit TLS
+ * listener), the bytes come through OpenSSL instead (tls.c) and a small
+ * line reader here does what ss_readline_ex did, with the same outcomes:
+ * a deadline for the whole line, pieces of an over-long line (dropped
+ * below, up to the same FTPD_DISCARD_MAX), the stop descriptor ending the
+ * wait for a command, and what is no whole line yet kept for the next
+ * call. The socket is non-blocking then and replies are written with poll,
+ * bounded by the data timeout as SO_SNDTIMEO bounds them in clear.
  */
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "timeutil.h"
+#include "tls.h"
+
+/* Room for the TLS line reader's buffer: more than a line, so a read
+ * always has space while no line is complete. */
+#define TLS_IN_CAP (FTPD_LINE_MAX + 4 + 4096)
 
 #define TELNET_IAC 255
 #define TELNET_CMD_FIRST 240 /* SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB */
@@ -44,6 +62,41 @@ static void scrub(char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
             p[i] = '?';
+}
+
+/* Send all n bytes: through the library in clear, through TLS once the
+ * connection has it (within the data timeout, as SO_SNDTIMEO bounds a
+ * write in clear). Returns 0 or -1. */
+static int ctrl_write(session *s, const char *buf, size_t n)
+{
+    long long deadline;
+
+    if (s->ctrl_tls == NULL)
+        return ss_write(s->req, buf, n) < 0 ? -1 : 0;
+    deadline = ftpd_now_ms() + (long long)s->cfg->data_timeout * 1000;
+    /* Bounded by the deadline: each turn writes or waits for what is left. */
+    while (n > 0) {
+        ssize_t k = tls_conn_write(s->ctrl_tls, buf, n);
+        struct pollfd p = {.fd = s->ctrl_fd};
+        long long left;
+
+        if (k > 0) {
+            buf += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (errno != EAGAIN)
+            return -1;
+        left = deadline - ftpd_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        p.events = tls_conn_want(s->ctrl_tls);
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            return -1;
+    }
+    return 0;
 }
 
 static int send_line(session *s, const char *prefix, const char *fmt, va_list ap) SS_PRINTF(3, 0);
@@ -73,7 +126,7 @@ static int send_line(session *s, const char *prefix, const char *fmt, va_list ap
     }
     out[o++] = '\r';
     out[o++] = '\n';
-    return ss_write(s->req, out, o) < 0 ? -1 : 0;
+    return ctrl_write(s, out, o);
 }
 
 int reply(session *s, int code, const char *fmt, ...)
@@ -122,9 +175,139 @@ int reply_line(session *s, const char *fmt, ...)
  * line is not asked again until more arrives. */
 bool control_input_pending(session *s)
 {
-    size_t n = ss_pending(s->req);
+    size_t n;
 
+    if (s->ctrl_tls != NULL) {
+        if (tls_conn_pending(s->ctrl_tls) > 0 || s->tls_in_eof)
+            return true;
+        n = s->tls_in_len;
+    } else {
+        n = ss_pending(s->req);
+    }
     return n > 0 && n != s->in_stalled;
+}
+
+/* Bytes of an unfinished line held for the next read. */
+static size_t buffered(const session *s)
+{
+    return s->ctrl_tls != NULL ? s->tls_in_len : ss_pending(s->req);
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+int control_start_tls(session *s, long long deadline_ms)
+{
+    int fl;
+
+    /* RFC 4217: the client waits for 234 before its handshake; bytes that
+     * came with AUTH would be part of it, read in clear by the library. */
+    if (ss_pending(s->req) > 0) {
+        log_msg("%s: data sent after AUTH before the TLS handshake", s->peer_str);
+        errno = EPROTO;
+        goto fail;
+    }
+    if (tls_new_sid_ctx(s->tls_sid_ctx) < 0)
+        goto fail;
+    s->tls_in = malloc(TLS_IN_CAP);
+    if (s->tls_in == NULL)
+        goto fail;
+    s->tls_in_len = 0;
+    s->tls_in_eof = false;
+    s->in_stalled = 0;
+    fl = fcntl(s->ctrl_fd, F_GETFL);
+    if (fl < 0 || fcntl(s->ctrl_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        goto fail;
+    s->ctrl_tls = tls_conn_new(s->ctrl_fd, s->tls_sid_ctx, NULL);
+    if (s->ctrl_tls == NULL)
+        goto fail;
+    if (tls_conn_handshake(s->ctrl_tls, deadline_ms, ss_server_stop_fd(ss_request_server(s->req)),
+                           s->peer_str) < 0)
+        goto fail;
+    log_msg("%s: TLS on the control connection (%s)", s->peer_str, tls_conn_version(s->ctrl_tls));
+    return 0;
+fail:;
+    int err = errno;
+    /* Nothing more can be said on this connection: neither in clear (the
+     * client expects TLS) nor through a handshake that failed. */
+    tls_conn_free(s->ctrl_tls);
+    s->ctrl_tls = NULL;
+    free(s->tls_in);
+    s->tls_in = NULL;
+    s->tls_in_len = 0;
+    shutdown(s->ctrl_fd, SHUT_RDWR);
+    s->quit = true;
+    errno = err;
+    return -1;
+}
+
+void control_end_tls(session *s)
+{
+    if (s->ctrl_tls != NULL)
+        (void)tls_conn_shutdown(s->ctrl_tls); /* close_notify, without waiting */
+    tls_conn_free(s->ctrl_tls);
+    s->ctrl_tls = NULL;
+    free(s->tls_in);
+    s->tls_in = NULL;
+    s->tls_in_len = 0;
+}
+
+/* ss_readline_ex (without SS_LINE_DISCARD) for a control connection that
+ * speaks TLS: a line through its LF, or a piece of size - 1 bytes of a
+ * longer one, or a last line without LF; 0 at the end of input; -1 with
+ * ETIMEDOUT at deadline_ms, ECANCELED once the server stops (watch_stop,
+ * and only while waiting), or the read's error. */
+static ssize_t tls_readline(session *s, char *buf, size_t size, long long deadline_ms,
+                            bool watch_stop)
+{
+    int stop_fd = watch_stop ? ss_server_stop_fd(ss_request_server(s->req)) : -1;
+
+    /* Bounded by the deadline: each turn returns, reads or waits. */
+    for (;;) {
+        size_t look = s->tls_in_len < size - 1 ? s->tls_in_len : size - 1;
+        const char *lf = memchr(s->tls_in, '\n', look);
+        size_t take = 0;
+        struct pollfd p[2] = {{.fd = s->ctrl_fd}, {.fd = stop_fd, .events = POLLIN}};
+        long long left;
+        ssize_t n;
+
+        if (lf != NULL)
+            take = (size_t)(lf - s->tls_in) + 1;
+        else if (s->tls_in_len >= size - 1)
+            take = size - 1;
+        else if (s->tls_in_eof)
+            take = s->tls_in_len;
+        if (take > 0 || s->tls_in_eof) {
+            memcpy(buf, s->tls_in, take);
+            buf[take] = '\0';
+            memmove(s->tls_in, s->tls_in + take, s->tls_in_len - take);
+            s->tls_in_len -= take;
+            return (ssize_t)take;
+        }
+        n = tls_conn_read(s->ctrl_tls, s->tls_in + s->tls_in_len, TLS_IN_CAP - s->tls_in_len);
+        if (n > 0) {
+            s->tls_in_len += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            s->tls_in_eof = true;
+            continue;
+        }
+        if (errno != EAGAIN)
+            return -1;
+        left = deadline_ms - ftpd_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        p[0].events = tls_conn_want(s->ctrl_tls);
+        n = poll(p, stop_fd >= 0 ? 2 : 1, (int)left);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n > 0 && stop_fd >= 0 && (p[1].revents & POLLIN)) {
+            errno = ECANCELED;
+            return -1;
+        }
+    }
 }
 
 /* Remove telnet commands in place; IAC IAC stands for a 0xff byte. Only
@@ -191,8 +374,11 @@ static int read_line(session *s, int timeout_ms, bool watch_stop)
 
     for (;;) {
         long long left = deadline - ftpd_now_ms();
-        n = ss_readline_ex(s->req, s->line, sizeof(s->line), (double)(left > 0 ? left : 0) / 1000.0,
-                           flags, NULL);
+        if (s->ctrl_tls != NULL)
+            n = tls_readline(s, s->line, sizeof(s->line), deadline, watch_stop);
+        else
+            n = ss_readline_ex(s->req, s->line, sizeof(s->line),
+                               (double)(left > 0 ? left : 0) / 1000.0, flags, NULL);
         err = errno;
         s->in_stalled = 0;
         if (n <= 0 || s->line[n - 1] == '\n')
@@ -221,7 +407,7 @@ static int read_line(session *s, int timeout_ms, bool watch_stop)
     switch (err) {
     case ETIMEDOUT:
     case ECANCELED:
-        s->in_stalled = ss_pending(s->req);
+        s->in_stalled = buffered(s);
         return err == ETIMEDOUT ? READ_TIMEOUT : READ_SHUTDOWN;
     default:
         errno = err;

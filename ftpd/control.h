@@ -44,6 +44,16 @@ typedef enum ctrl_event {
  * line is already buffered. */
 ctrl_event control_next(session *s, int timeout_ms);
 
+/* Switch the control connection to TLS (after the 234 to AUTH TLS, or at
+ * connect on the implicit listener): a handshake until deadline_ms, the
+ * server's stop ending it. From then on replies and command lines go
+ * through TLS. On failure the connection is shut down and s->quit set
+ * (nothing more can be said on it); returns -1 with errno. */
+int control_start_tls(session *s, long long deadline_ms);
+
+/* Say close_notify and drop the control connection's TLS (session end). */
+void control_end_tls(session *s);
+
 /* While the session is busy: take a command line that has already arrived
  * (never waits) and hand it to s->busy_command. Returns its XCMD_* answer,
  * XCMD_CONTINUE when there was no command, or XCMD_LOST (s->quit set). */

@@ -28,6 +28,7 @@
 #include "privsep.h"
 #include "throttle.h"
 #include "timeutil.h"
+#include "tls.h"
 
 static const ftpd_config *g_cfg;
 
@@ -51,6 +52,7 @@ static void session_free(session *s)
     if (s == NULL)
         return;
     login_reset(s);
+    control_end_tls(s); /* FTPS */
     free(s->buf);
     free(s->abuf);
     free(s);
@@ -154,6 +156,17 @@ static int session_handle(ss_request *req)
 {
     session *s = ss_request_user(req);
 
+    /* FTPS: a session process keeps none of the other listener's
+     * descriptors; on the implicit listener TLS starts at connect, before
+     * the greeting, and data connections are protected from the start. */
+    if (s->cfg->mode == SS_MODE_FORKING)
+        tls_forked_session(ss_request_server(req));
+    if (tls_is_implicit(ss_request_server(req))) {
+        if (control_start_tls(s, s->login_deadline_ms) < 0)
+            return SS_OK;
+        s->tls_pbsz = true;
+        s->tls_prot_p = true;
+    }
     if (throttle_banned((const struct sockaddr *)&s->peer, NULL)) {
         log_msg("%s: refused, address banned after failed logins", s->peer_str);
         reply(s, 421, "Too many failed logins; try again later.");

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <grp.h>
 #include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@
 #include "privsep.h"
 #include "secfile.h"
 #include "throttle.h"
+#include "tls.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
@@ -132,7 +135,9 @@ static int check_root_files(const ftpd_config *cfg, int argc, char **argv)
     }
     if (check_root_file(&u, "--users", cfg->users, SECFILE_READ) < 0 ||
         check_root_file(&u, "--log", cfg->log, SECFILE_HAND_OVER) < 0 ||
-        check_root_file(&u, "--xferlog", cfg->xferlog, SECFILE_HAND_OVER) < 0)
+        check_root_file(&u, "--xferlog", cfg->xferlog, SECFILE_HAND_OVER) < 0 ||
+        check_root_file(&u, "--tls-cert", cfg->tls_cert, SECFILE_READ) < 0 ||
+        check_root_file(&u, "--tls-key", cfg->tls_key, SECFILE_READ) < 0)
         goto out;
     rc = 0;
 out:
@@ -198,9 +203,83 @@ static int check_session_user(const ftpd_config *cfg)
     if (pw.pw_uid == 0) {
         fprintf(stderr, FTPD_NAME ": --run-as %s: that is root; name an ordinary user\n",
                 cfg->run_as);
+/* ---- FTPS: the implicit TLS listener ------------------------------------ */
+
+/* The library serves one listener per server, so --tls-implicit-listen
+ * is a second server with the same handler and options, served in a
+ * thread of its own; its connections start with the TLS handshake
+ * (handler.c asks tls_is_implicit). A watcher thread begins its graceful
+ * stop, with the same grace, as soon as the main server's stop begins,
+ * so a stop signal stops both. Connection limits are the library's and
+ * count per server, so per listener. */
+typedef struct implicit_tls {
+    ss_server *srv;
+    ss_server *main_srv;
+    double grace;
+    pthread_t serve, watch;
+    bool serving, watching;
+} implicit_tls;
+
+static void *implicit_serve(void *arg)
+{
+    implicit_tls *it = arg;
+
+    if (ss_serve_forever(it->srv, FTPD_POLL_INTERVAL) < 0)
+        log_msg("implicit TLS listener: %s", strerror(errno));
+    return NULL;
+}
+
+static void *implicit_watch(void *arg)
+{
+    implicit_tls *it = arg;
+    struct pollfd p[2] = {{.fd = ss_server_stop_fd(it->main_srv), .events = POLLIN},
+                          {.fd = ss_server_stop_fd(it->srv), .events = POLLIN}};
+
+    /* Bounded by the stops: the main server's, or the one implicit_stop
+     * begins when the main loop ended without one. */
+    while (poll(p, 2, -1) < 0 && errno == EINTR)
+        continue;
+    (void)ss_server_stop(it->srv, it->grace);
+    return NULL;
+}
+
+/* Start serving the implicit listener; the stop signals stay with the
+ * main thread (the new threads block them). */
+static int implicit_start(implicit_tls *it)
+{
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(&it->serve, NULL, implicit_serve, it);
+    it->serving = rc == 0;
+    if (rc == 0) {
+        rc = pthread_create(&it->watch, NULL, implicit_watch, it);
+        it->watching = rc == 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
         return -1;
     }
     return 0;
+}
+
+/* After the main loop: let the implicit listener's stop finish (it began
+ * with the main one's; without one, stop it now) and free it. */
+static void implicit_stop(implicit_tls *it, bool main_stopped)
+{
+    if (it->srv == NULL)
+        return;
+    if (!main_stopped || !it->watching)
+        (void)ss_server_stop(it->srv, main_stopped ? it->grace : 0);
+    if (it->watching)
+        pthread_join(it->watch, NULL);
+    if (it->serving)
+        pthread_join(it->serve, NULL);
+    ss_server_free(it->srv);
+    it->srv = NULL;
 }
 
 int main(int argc, char **argv)
@@ -212,6 +291,8 @@ int main(int argc, char **argv)
     const char *which = NULL;
     char why[256];
     int rc;
+    static implicit_tls itls; /* FTPS */
+    char tls_why[PATH_MAX + 256];
 
 #ifdef M_MMAP_THRESHOLD
     /* A fixed threshold: glibc would otherwise raise it after each large
@@ -238,9 +319,17 @@ int main(int argc, char **argv)
         fprintf(stderr, FTPD_NAME ": --root: %s: %s\n", cfg.root, strerror(errno));
         return EXIT_CONFIG;
     }
+    /* FTPS: the certificate and key are read now, before any privilege
+     * drop or chroot; a session never opens them. */
+    if (tls_init(&cfg, tls_why, sizeof(tls_why)) < 0) {
+        fprintf(stderr, FTPD_NAME ": %s\n", tls_why);
+        return EXIT_CONFIG;
+    }
     /* Each session holds at most one passive listener, so the session
-     * limit bounds the table. */
-    if (pasvshare_init(cfg.max_clients, cfg.max_pasv_per_ip, cfg.ipv6_prefix) < 0 ||
+     * limit bounds the table (twice it with the implicit TLS listener,
+     * which has limits of its own). */
+    if (pasvshare_init(cfg.tls_implicit_listen[0] != '\0' ? 2 * cfg.max_clients : cfg.max_clients,
+                       cfg.max_pasv_per_ip, cfg.ipv6_prefix) < 0 ||
         throttle_init(cfg.max_login_fails, cfg.ban_time, cfg.ipv6_prefix) < 0 ||
         listbudget_init(cfg.max_listing_memory) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
@@ -284,19 +373,50 @@ int main(int argc, char **argv)
         fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.listen, strerror(err));
         return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
     }
+    if (cfg.tls_implicit_listen[0] != '\0') {
+        opt.address = cfg.tls_implicit_listen;
+        itls.srv = ss_server_new(&opt, &ftpd_handler);
+        if (itls.srv == NULL) {
+            int err = errno;
+
+            fprintf(stderr, FTPD_NAME ": cannot listen on %s: %s\n", cfg.tls_implicit_listen,
+                    strerror(err));
+            ss_server_free(srv);
+            return err == EINVAL ? EXIT_CONFIG : EXIT_RUNTIME;
+        }
+        itls.main_srv = srv;
+        itls.grace = (double)cfg.stop_grace;
+        tls_set_listeners(srv, itls.srv);
+    }
     if (privsep_enabled() ? check_session_user(&cfg) < 0
                           : cfg.run_as[0] != '\0' && drop_privileges(&cfg) < 0) {
+        ss_server_free(itls.srv);
         ss_server_free(srv);
         return EXIT_CONFIG;
     }
     if (install_signals(srv) < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
+        ss_server_free(itls.srv);
         ss_server_free(srv);
         return EXIT_RUNTIME;
     }
     if (ss_server_address_str(srv, addr, sizeof(addr)) == NULL)
         snprintf(addr, sizeof(addr), "%s", cfg.listen);
     printf("listening on %s\n", addr);
+    if (itls.srv != NULL) {
+        char iaddr[sizeof(cfg.tls_implicit_listen) + 64];
+
+        if (ss_server_address_str(itls.srv, iaddr, sizeof(iaddr)) == NULL)
+            snprintf(iaddr, sizeof(iaddr), "%s", cfg.tls_implicit_listen);
+        printf("listening on %s (implicit TLS)\n", iaddr);
+        log_msg("listening on %s, implicit TLS", iaddr);
+        if (implicit_start(&itls) < 0) {
+            fprintf(stderr, FTPD_NAME ": implicit TLS listener: %s\n", strerror(errno));
+            implicit_stop(&itls, false);
+            ss_server_free(srv);
+            return EXIT_RUNTIME;
+        }
+    }
     fflush(stdout);
     log_msg("listening on %s, root %s, %s mode, anonymous %s%s", addr, cfg.root,
             cfg.mode == SS_MODE_FORKING ? "forking" : "threading", cfg.anonymous ? "on" : "off",
@@ -309,11 +429,13 @@ int main(int argc, char **argv)
     /* Returns once a stop signal's graceful stop is over: the sessions
      * have ended, or were cut at the end of the grace. */
     rc = ss_serve_forever(srv, FTPD_POLL_INTERVAL);
+    implicit_stop(&itls, ss_server_stopping(srv));
     if (ss_server_active(srv) > 0)
         log_msg("stopping: %u session(s) still running", ss_server_active(srv));
     /* Waits for whatever still runs (its input is shut down first), and
      * gives the stop signals their previous actions back. */
     ss_server_free(srv);
+    tls_cleanup();
     auth_free();
     log_msg("stopped");
     log_close();

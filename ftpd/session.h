@@ -115,6 +115,15 @@ struct session {
     unsigned long long bytes_in, bytes_out;
     unsigned files_in, files_out;
 
+    /* FTPS (tls.c, cmd_tls.c; control.c reads through it) */
+    struct tls_conn *ctrl_tls;     /* the control connection's TLS, NULL in clear */
+    bool tls_pbsz;                 /* PBSZ 0 came after AUTH */
+    bool tls_prot_p;               /* PROT P: data connections speak TLS */
+    unsigned char tls_sid_ctx[16]; /* TLS_SID_CTX_LEN: ties data sessions to this one */
+    char *tls_in;                  /* command bytes read through TLS, not yet a line */
+    size_t tls_in_len;
+    bool tls_in_eof; /* the end of input came after them */
+
     unsigned char *buf;  /* FTPD_XFER_BUF bytes */
     unsigned char *abuf; /* 2 * FTPD_XFER_BUF for ASCII conversion */
 };

@@ -9,6 +9,14 @@
  * calls the command table itself. HASH goes through the same loop
  * (xfer_digest): it digests the file in steps and looks at the control
  * connection between them.
+ *
+ * With PROT P the data connection speaks TLS (tls.c): after the 150 the
+ * server runs the handshake (as the TLS server, in passive and active mode
+ * alike), refuses a data connection whose TLS session does not resume the
+ * control connection's (--tls-require-reuse), and then moves the bytes
+ * with SSL_read/SSL_write, or with SSL_sendfile where the kernel does the
+ * record layer (kTLS). Bytes OpenSSL has already decrypted count as ready
+ * data, so the loop does not wait on the socket for them.
  */
 #include "xfer.h"
 
@@ -30,6 +38,7 @@
 #include "log.h"
 #include "sysio.h"
 #include "timeutil.h"
+#include "tls.h"
 
 /* ---- moving data -------------------------------------------------------- */
 
@@ -39,7 +48,48 @@ typedef struct turn_state {
     bool ctrl_blocked; /* a deferred command waits: stop reading */
     bool draining;     /* the server is stopping: the library's grace runs */
     struct timespec last_progress;
+    tls_conn *tls;      /* the data connection's TLS, NULL in clear */
+    short tls_want;     /* what its last EAGAIN waits for */
+    bool data_buffered; /* TLS holds decrypted bytes: data is ready now */
 } turn_state;
+
+/* What to poll the data socket for: the direction's own event in clear,
+ * what OpenSSL asked for after an EAGAIN with TLS. */
+static short data_events(const turn_state *ts, short plain)
+{
+    return ts->tls != NULL && ts->tls_want != 0 ? ts->tls_want : plain;
+}
+
+/* Send on the data connection without blocking: the count, or -1 with
+ * errno (EAGAIN: wait). */
+static ssize_t data_send(turn_state *ts, const void *buf, size_t n)
+{
+    ssize_t r;
+
+    if (ts->tls == NULL)
+        return send(ts->data_fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    r = tls_conn_write(ts->tls, buf, n);
+    ts->tls_want = r < 0 && errno == EAGAIN ? tls_conn_want(ts->tls) : 0;
+    return r;
+}
+
+/* Receive likewise: the count, 0 at the end of the data, -1 with errno. */
+static ssize_t data_recv(turn_state *ts, void *buf, size_t n)
+{
+    ssize_t r;
+    int err;
+
+    if (ts->tls == NULL)
+        return recv(ts->data_fd, buf, n, MSG_DONTWAIT);
+    r = tls_conn_read(ts->tls, buf, n);
+    err = errno;
+    ts->tls_want = r < 0 && err == EAGAIN ? tls_conn_want(ts->tls) : 0;
+    ts->data_buffered = tls_conn_pending(ts->tls) > 0;
+    if (r < 0 && err != EAGAIN)
+        log_msg("%s: TLS data connection: %s", ts->s->peer_str, strerror(err));
+    errno = err;
+    return r;
+}
 
 /* One turn's wait. Returns a result to stop with, or -1 to go on; *data_ok
  * tells whether the data socket is ready.
@@ -61,8 +111,8 @@ static int wait_turn(turn_state *ts, short data_events, bool *data_ok)
     *data_ok = false;
     if (timeout <= 0)
         return XFER_TIMEOUT;
-    if (!ts->ctrl_blocked && control_input_pending(s))
-        timeout = 0; /* a command is already buffered: serve it now */
+    if ((!ts->ctrl_blocked && control_input_pending(s)) || ts->data_buffered)
+        timeout = 0; /* a command or data is already buffered: serve it now */
     p[n].fd = ts->data_fd;
     p[n].events = data_events;
     p[n++].revents = 0;
@@ -99,7 +149,7 @@ static int wait_turn(turn_state *ts, short data_events, bool *data_ok)
         if (c == XCMD_LOST)
             return ts->draining ? XFER_SHUTDOWN : XFER_CTRL_LOST;
     }
-    *data_ok = (p[0].revents & (data_events | POLLHUP | POLLERR)) != 0;
+    *data_ok = (p[0].revents & (data_events | POLLHUP | POLLERR)) != 0 || ts->data_buffered;
     return -1;
 }
 
@@ -112,6 +162,13 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
     off_t total = 0;
     bool must_wait = false; /* the socket said EAGAIN: wait until writable */
     int since_check = 0;
+    off_t offset = 0; /* of the file, for SSL_sendfile */
+
+    if (ts->tls != NULL) {
+        offset = lseek(job->file_fd, 0, SEEK_CUR);
+        if (offset < 0)
+            return -1;
+    }
 
     /* Send first and wait only when the socket is full: a poll before every
      * chunk costs more CPU than the copy it guards. The control connection
@@ -122,7 +179,7 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
 
         if (must_wait || since_check >= FTPD_SENDFILE_CHECK) {
             bool ready;
-            int w = wait_turn(ts, POLLOUT, &ready);
+            int w = wait_turn(ts, data_events(ts, POLLOUT), &ready);
 
             if (w >= 0)
                 return w;
@@ -131,7 +188,12 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
                 continue;
             must_wait = false;
         }
-        n = sendfile(ts->data_fd, job->file_fd, NULL, FTPD_SENDFILE_CHUNK);
+        if (ts->tls != NULL) {
+            n = tls_conn_sendfile(ts->tls, job->file_fd, offset, FTPD_SENDFILE_CHUNK);
+            ts->tls_want = n < 0 && errno == EAGAIN ? tls_conn_want(ts->tls) : 0;
+        } else {
+            n = sendfile(ts->data_fd, job->file_fd, NULL, FTPD_SENDFILE_CHUNK);
+        }
         if (n < 0) {
             if (errno == EAGAIN) {
                 must_wait = true;
@@ -149,6 +211,7 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
         if (n == 0)
             return XFER_DONE;
         since_check++;
+        offset += n;
         total += n;
         *bytes = total;
         s->xfer.done = total;
@@ -164,7 +227,8 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
     off_t total = 0;
     bool eof = false;
 
-    if (job->source == NULL && !job->ascii) {
+    /* With TLS only where the kernel does the records (kTLS). */
+    if (job->source == NULL && !job->ascii && (ts->tls == NULL || tls_conn_ktls_send(ts->tls))) {
         int r = sendfile_loop(ts, job, bytes, err);
         if (r >= 0)
             return (xfer_result)r;
@@ -196,13 +260,13 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
         }
         if (outlen == 0 && eof)
             return XFER_DONE;
-        w = wait_turn(ts, POLLOUT, &ready);
+        w = wait_turn(ts, data_events(ts, POLLOUT), &ready);
         if (w >= 0)
             return (xfer_result)w;
         if (!ready)
             continue;
         {
-            ssize_t n = send(ts->data_fd, out, outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n = data_send(ts, out, outlen);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     continue;
@@ -227,13 +291,13 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
     for (;;) {
         bool ready;
         ssize_t n;
-        int w = wait_turn(ts, POLLIN, &ready);
+        int w = wait_turn(ts, data_events(ts, POLLIN), &ready);
 
         if (w >= 0)
             return (xfer_result)w;
         if (!ready)
             continue;
-        n = recv(ts->data_fd, s->buf, FTPD_XFER_BUF, MSG_DONTWAIT);
+        n = data_recv(ts, s->buf, FTPD_XFER_BUF);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
@@ -263,6 +327,63 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
     }
 }
 
+/* Make the accepted or connected data connection a TLS one (PROT P):
+ * the handshake, within the data timeout, and the check that its session
+ * resumes the control connection's. On failure the final reply is sent
+ * and -1 returned (the caller closes the socket). */
+static int start_data_tls(session *s, turn_state *ts, char direction)
+{
+    long long deadline = ftpd_now_ms() + (long long)s->cfg->data_timeout * 1000;
+    int stop_fd = ss_server_stop_fd(ss_request_server(s->req));
+    bool ktls;
+
+    ts->tls = tls_conn_new(ts->data_fd, s->tls_sid_ctx, s->ctrl_tls);
+    if (ts->tls == NULL) {
+        log_msg("%s: TLS for the data connection: %s", s->peer_str, strerror(errno));
+        reply(s, 425, "Cannot open TLS data connection.");
+        return -1;
+    }
+    if (direction == 'i')
+        tls_conn_no_tickets(ts->tls);
+    if (tls_conn_handshake(ts->tls, deadline, stop_fd, s->peer_str) < 0) {
+        if (errno == ECANCELED) {
+            /* As for a transfer that has not begun: the session ends. */
+            reply(s, 421, "Server shutting down.");
+            s->quit = true;
+        } else {
+            reply(s, 425, "TLS handshake on the data connection failed.");
+        }
+        return -1;
+    }
+    /* The session id context is this control connection's own, so only
+     * a session made on it can be resumed here: whoever else reached the
+     * port has no such session. */
+    if (s->cfg->tls_reuse && !tls_conn_resumed(ts->tls)) {
+        log_msg("%s: data connection refused: its TLS session does not resume the control "
+                "connection's",
+                s->peer_str);
+        reply(s, 522, "TLS session of data connection not resumed.");
+        return -1;
+    }
+    ktls = direction == 'i' ? tls_conn_ktls_recv(ts->tls) : tls_conn_ktls_send(ts->tls);
+    log_msg("%s: data connection %s, session %s, tls=%s", s->peer_str, tls_conn_version(ts->tls),
+            tls_conn_resumed(ts->tls) ? "resumed" : "new", ktls ? "ktls" : "userspace");
+    return 0;
+}
+
+/* Close the data connection; a TLS one says close_notify first when the
+ * data went through whole (an upload's client waits for it). */
+static void close_data(turn_state *ts, xfer_result res)
+{
+    if (ts->tls != NULL) {
+        if (res == XFER_DONE)
+            (void)tls_conn_shutdown(ts->tls);
+        tls_conn_free(ts->tls);
+        ts->tls = NULL;
+    }
+    close(ts->data_fd);
+}
+
 xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
 {
     turn_state ts;
@@ -278,6 +399,12 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
     snprintf(s->xfer.path, sizeof(s->xfer.path), "%s", job->path != NULL ? job->path : "");
     s->xfer.done = 0;
     s->xfer.total = job->total;
+    /* --tls required: no data in clear either (RFC 4217 9). */
+    if (s->cfg->tls_mode == FTPD_TLS_REQUIRED && !s->tls_prot_p && s->dmode != DATA_NONE) {
+        dataconn_forget(s);
+        reply(s, 521, "Data connections must be protected: use PBSZ 0 and PROT P.");
+        return XFER_NO_CONN;
+    }
     ts.data_fd = dataconn_open(s, timeout_ms);
     if (ts.data_fd < 0) {
         int e = errno;
@@ -308,6 +435,10 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
         s->quit = true;
         return XFER_CTRL_LOST;
     }
+    if (s->tls_prot_p && s->ctrl_tls != NULL && start_data_tls(s, &ts, job->direction) < 0) {
+        close_data(&ts, XFER_NO_CONN);
+        return XFER_NO_CONN;
+    }
     s->xfer.active = true;
     /* A command kept while the connection was awaited keeps its place. */
     ts.ctrl_blocked = s->have_pending;
@@ -317,7 +448,7 @@ xfer_result xfer_run(session *s, const xfer_job *job, off_t *bytes, int *err)
         res = recv_loop(&ts, job, bytes, err);
     else
         res = send_loop(&ts, job, bytes, err);
-    close(ts.data_fd);
+    close_data(&ts, res);
     s->xfer.active = false;
     if (job->direction == 'i')
         s->bytes_in += (unsigned long long)*bytes;

@@ -397,6 +397,16 @@ SS_API int ss_server_stop_fd(const ss_server *srv);
  * children (it looks at the stop descriptor). */
 SS_API bool ss_server_stopping(const ss_server *srv);
 
+/* For a program that serves more than one server (each in its own thread)
+ * in forking mode: called in a request child of one server, close this
+ * process's copies of another server srv's descriptors that the child has
+ * no use for - srv's listening socket and, when srv forks too, the
+ * parent's copies of srv's children's connections (so that those clients
+ * see their connection end when their own session process ends). Use srv
+ * in this process afterwards only for ss_server_stop_fd and
+ * ss_server_stopping. NULL is allowed. */
+SS_API void ss_server_forget(ss_server *srv);
+
 /* Wait up to timeout seconds (< 0: without limit) for running requests
  * (threads, children, pool work) to finish. Returns 0 when none is left,
  * -1 with errno ETIMEDOUT otherwise. Does not stop the loop. */

@@ -192,6 +192,27 @@ static void close_siblings(ss_server *srv, fork_state *st)
     srv->mode_service_fd = -1;
 }
 
+/* ss_server_forget (sockserv.h): a request child of another server of
+ * the same program closes its copies of this server's descriptors, so that
+ * it neither keeps this server's clients' connections open after their own
+ * session processes end nor holds its listening socket. The children table
+ * is closed only when the copy is consistent: a mutex another thread held
+ * at the fork stays locked in the copy, and its table may be half written. */
+SS_API void ss_server_forget(ss_server *srv)
+{
+    if (srv == NULL)
+        return;
+    ss__child_server_socket(srv);
+    if (srv->mode == &ss__mode_fork && srv->mode_state != NULL) {
+        fork_state *st = state(srv);
+
+        if (pthread_mutex_trylock(&st->mu) == 0) {
+            close_siblings(srv, st);
+            pthread_mutex_unlock(&st->mu);
+        }
+    }
+}
+
 static int fork_process(ss_server *srv, ss_request *req)
 {
     fork_state *st = state(srv);

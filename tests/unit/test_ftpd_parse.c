@@ -101,6 +101,9 @@ STUB(acct)
 STUB(rein)
 STUB(clnt)
 STUB(auth)
+STUB(pbsz)
+STUB(prot)
+STUB(ccc)
 STUB(cwd)
 STUB(cdup)
 STUB(pwd)
@@ -145,9 +148,13 @@ int cmd_quit(session *s, const char *arg)
 
 static session sess; /* large: not on the stack */
 
+static ftpd_config sess_cfg;
+
 static session *fresh(bool logged_in, bool can_write, bool can_modify)
 {
     memset(&sess, 0, sizeof(sess));
+    memset(&sess_cfg, 0, sizeof(sess_cfg));
+    sess.cfg = &sess_cfg;
     sess.logged_in = logged_in;
     sess.can_write = can_write;
     sess.can_modify = can_modify;
@@ -224,6 +231,34 @@ static void test_dispatch_unknown_and_login(void **state)
     s->logged_in = true;
     assert_string_equal(run(s, "cwd /"), "cwd");
     assert_string_equal(called_arg, "/");
+}
+
+/* --tls required: USER and PASS (anonymous too) wait for AUTH TLS; the
+ * FTPS commands themselves run before a login. */
+static void test_dispatch_tls_required(void **state)
+{
+    session *s = fresh(false, false, false);
+
+    (void)state;
+    sess_cfg.tls_mode = FTPD_TLS_REQUIRED;
+    assert_null(run(s, "USER alice"));
+    assert_int_equal(last_code, 530);
+    assert_non_null(strstr(last_text, "TLS required"));
+    assert_null(run(s, "USER anonymous"));
+    assert_int_equal(last_code, 530);
+    assert_null(run(s, "PASS secret"));
+    assert_int_equal(last_code, 530);
+    assert_string_equal(run(s, "AUTH TLS"), "auth");
+    assert_string_equal(run(s, "PBSZ 0"), "pbsz");
+    assert_string_equal(run(s, "PROT P"), "prot");
+    assert_string_equal(run(s, "CCC"), "ccc");
+    /* Once the control connection is protected they run. */
+    s->ctrl_tls = (struct tls_conn *)(void *)&sess_cfg; /* any non-NULL */
+    assert_string_equal(run(s, "USER alice"), "user");
+    s->ctrl_tls = NULL;
+    /* --tls optional leaves USER alone. */
+    sess_cfg.tls_mode = FTPD_TLS_OPTIONAL;
+    assert_string_equal(run(s, "USER alice"), "user");
 }
 
 static void test_dispatch_arguments(void **state)
@@ -737,6 +772,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_dispatch_unknown_and_login),
+        cmocka_unit_test(test_dispatch_tls_required),
         cmocka_unit_test(test_dispatch_arguments),
         cmocka_unit_test(test_dispatch_permissions),
         cmocka_unit_test(test_dispatch_rest_and_rnfr),
