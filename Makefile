@@ -66,6 +66,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(subst _,-,$(BENCH_SRC)))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
+.DEFAULT_GOAL := all
 include tests/fuzz/fuzz.mk
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 
