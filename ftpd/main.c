@@ -203,6 +203,11 @@ static int check_session_user(const ftpd_config *cfg)
     if (pw.pw_uid == 0) {
         fprintf(stderr, FTPD_NAME ": --run-as %s: that is root; name an ordinary user\n",
                 cfg->run_as);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- FTPS: the implicit TLS listener ------------------------------------ */
 
 /* The library serves one listener per server, so --tls-implicit-listen
