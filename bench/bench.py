@@ -532,6 +532,14 @@ def write_md(path, args, secs, hold, ftp, tg, started, elapsed, chart):
             lines += ["Notes:", ""] + ["- %s" % n for n in ftp["notes"]] + [""]
     if chart:
         lines += ["## Chart", "", "![chart](%s)" % os.path.basename(chart), ""]
+    lines += ["## Commands", "", "Servers (ADDRESS 127.0.0.1:0; binaries from build/bin):", ""]
+    for key, title, kind, clients, rows in secs:
+        for r in rows:
+            lines.append("- %s: `%s`" % (r.name, " ".join(
+                os.path.basename(c) if os.path.isabs(c) else c for c in r.cmd)))
+    if ftp and ftp.get("commands"):
+        lines += ["", "FTP servers:", ""] + ["- `%s`" % c for c in ftp["commands"]]
+    lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -550,7 +558,8 @@ def chart(path, secs, ftp):
     if ftp and "pure-ftpd" in ftp["results"]:
         base = ftp["results"]["pure-ftpd"]
         for key, label, unit, higher in ftp["rows"]:
-            if higher is None or key.endswith("_cpu") or base.get(key) in (None, 0):
+            # speeds and rates only: higher is better for every bar
+            if higher is not True or key == "retr_best" or base.get(key) in (None, 0):
                 continue
             vals = [ftp["results"].get(n, {}).get(key) for n in ftp["servers"]]
             if all(v is not None for v in vals):
@@ -586,23 +595,30 @@ def gnuplot_chart(gp, path, panels, fpts, ftp):
             with open(dat, "w") as f:
                 for j, (name, kind, m, lo, hi) in enumerate(pts):
                     f.write('%d "%s" %g %g %g 0x%s\n' % (j, name, m, lo, hi, COLOURS[kind][1:]))
+            keys = ""
+            if i == 0:
+                script.append("set key top left noenhanced")
+                keys = ", " + ", ".join('keyentry with boxes lc rgb "%s" title "%s"' % (c, k)
+                                        for k, c in COLOURS.items())
+            else:
+                script.append("unset key")
             script += ['set title "%s" noenhanced' % title, 'set ylabel "CPU us per request"',
                        "set xrange [-0.6:%g]" % (len(pts) - 0.4),
-                       'plot "%s" using 1:3:6:xtic(2) with boxes lc rgb variable, '
-                       '"" using 1:3:4:5 with yerrorbars lc rgb "black" pt -1' % dat]
+                       'plot "%s" using 1:3:6:xtic(2) with boxes lc rgb variable notitle, '
+                       '"" using 1:3:4:5 with yerrorbars lc rgb "black" pt -1 notitle%s'
+                       % (dat, keys)]
         if fpts:
             dat = os.path.join(work, "ftp.dat")
             names = ftp["servers"]
             with open(dat, "w") as f:
                 for j, (label, vals, higher) in enumerate(fpts):
-                    f.write('"%s%s" %s\n' % (label, "" if higher else " (time)",
-                                             " ".join("%g" % v for v in vals)))
-            script += ["unset logscale y", "set key top left noenhanced",
-                       'set title "FTP: each server / pure-ftpd (higher is better, '
-                       'LIST: lower)" noenhanced',
-                       'set ylabel "ratio to pure-ftpd"', "set style data histograms",
+                    f.write('"%s" %s\n' % (label, " ".join("%g" % v for v in vals)))
+            script += ["set key top left noenhanced",
+                       'set title "FTP speeds and rates, each server / pure-ftpd '
+                       '(higher is better)" noenhanced',
+                       'set ylabel "ratio to pure-ftpd (log scale)"', "set style data histograms",
                        "set style histogram clustered gap 1", "set boxwidth 0.9",
-                       "set xrange [*:*]", "set yrange [0:*]",
+                       "set xrange [*:*]", "set yrange [0.05:*]",
                        "plot " + ", ".join('"%s" using %d:xtic(1) title "%s"' %
                                            (dat if k == 0 else "", k + 2, n)
                                            for k, n in enumerate(names))]
