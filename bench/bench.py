@@ -446,6 +446,29 @@ def ftp_targets(ftp):
     return out
 
 
+def ftps_lines(ftp):
+    """Issue 8's FTPS figures: TLS download next to clear, TLS sessions
+    next to vsftpd's."""
+    if not ftp:
+        return []
+    ss = ftp["results"].get("sockserv-ftpd", {})
+    vs = ftp["results"].get("vsftpd", {})
+    if ss.get("tls_retr") is None:
+        why = [n for n in ftp.get("notes", []) if "TLS" in n or "FTPS" in n]
+        return ["FTPS: not measured (%s)" % (why[0] if why else "no TLS instance")]
+    out = ["FTPS download: %s MB/s with TLS, %s MB/s in clear (same file, same server): %.2fx"
+           % (fmt(ss["tls_retr"]), fmt(ss.get("tls_clear_retr")),
+              ss["tls_retr"] / ss["tls_clear_retr"] if ss.get("tls_clear_retr") else 0)]
+    if vs.get("tls_login_rate") and ss.get("tls_login_rate"):
+        out.append("FTPS sessions: %s/s, vsftpd with TLS %s/s: %.2fx" % (
+            fmt(ss["tls_login_rate"]), fmt(vs["tls_login_rate"]),
+            ss["tls_login_rate"] / vs["tls_login_rate"]))
+    else:
+        out.append("FTPS sessions: %s/s (vsftpd with TLS not measured)"
+                   % fmt(ss.get("tls_login_rate")))
+    return out
+
+
 def ftp_table(ftp):
     names = ftp["servers"]
     res = ftp["results"]
@@ -523,6 +546,8 @@ def write_md(path, args, secs, hold, ftp, tg, started, elapsed, chart):
     for text, ok, detail in tg:
         lines.append("- %s %s: %s" % ({True: "✓", False: "✗", None: "–"}[ok], text, detail))
     lines.append("")
+    if ftp:
+        lines += ["## FTPS (issue 8)", ""] + ["- %s" % l for l in ftps_lines(ftp)] + [""]
     for key, title, kind, clients, rows in secs:
         lines += ["## %s" % title, "", "`sockserv-bench %s -c %d`" % (kind, clients), ""]
         lines += row_table(rows) + [""]
@@ -732,7 +757,9 @@ def main():
         for line in ftp_table(ftp):
             print(line)
         print()
-    print("## Targets (issue 9)")
+    for line in ftps_lines(ftp):
+        print(line)
+    print("\n## Targets (issue 9)")
     for text, ok, detail in tg:
         print("%s %s: %s" % ({True: "✓", False: "✗", None: "–"}[ok], text, detail))
     print("\nwrote %s%s (%.0f s)" % (md, " and " + png if png else "", time.monotonic() - t0))

@@ -1021,14 +1021,19 @@ def run_tls(pairs, results, spread):
         retr(host, s.port, "mid", big, ctx)
 
     def tls_retr(s):
-        got, secs = retr(host, s.port, "tls", big, ctx)
-        if got != TLS_SIZE:
-            raise FtpError("%s: short TLS download %d" % (s.name, got))
-        return got / secs / 1e6
+        # the same file in clear and under TLS, one after the other
+        out = []
+        for c in (None, ctx):
+            got, secs = retr(host, s.port, "tls", big, c)
+            if got != TLS_SIZE:
+                raise FtpError("%s: short download %d" % (s.name, got))
+            out.append(got / secs / 1e6)
+        return out
 
-    r = interleaved(servers, RETR_ROUNDS, tls_retr, "RETR over TLS")
+    r = interleaved(servers, RETR_ROUNDS, tls_retr, "RETR clear and over TLS")
     for name, v in r.items():
-        record(results, spread, col[name], "tls_retr", v)
+        record(results, spread, col[name], "tls_clear_retr", [x[0] for x in v])
+        record(results, spread, col[name], "tls_retr", [x[1] for x in v])
 
     def tls_logins(s):
         s.settle(keep)
@@ -1064,6 +1069,7 @@ ROWS = [
     ("idle_rss_kib", "RSS per idle session (%d open)" % IDLE, "KiB", None),
     ("pss_peak", "all processes PSS, %d downloads" % PARALLEL, "MiB", False),
     ("hwm", "main process peak RSS (VmHWM)", "MiB", None),
+    ("tls_clear_retr", "RETR %d MiB in clear, TLS instance" % (TLS_SIZE // MIB), "MB/s", True),
     ("tls_retr", "FTPS RETR %d MiB (PROT P)" % (TLS_SIZE // MIB), "MB/s", True),
     ("tls_login_rate", "FTPS sessions (AUTH TLS+login+quit)", "/s", True),
     ("tls_cpu_login", "server CPU per FTPS session", "us", False),
