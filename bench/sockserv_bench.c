@@ -71,8 +71,11 @@ static int hold(const struct sockaddr_storage *addr, socklen_t alen, long client
 {
     struct pollfd *pfd = calloc((size_t)clients, sizeof *pfd);
     int *fds = calloc((size_t)clients, sizeof *fds);
-    if (pfd == NULL || fds == NULL)
+    if (pfd == NULL || fds == NULL) {
+        free(pfd);
+        free(fds);
         return 1;
+    }
     size_t mlen = strlen(MSG);
     char buf[256];
     long opened = 0, done = 0;
@@ -166,8 +169,11 @@ int main(int argc, char **argv)
     int type = udp ? SOCK_DGRAM : SOCK_STREAM;
     struct pollfd *pfd = calloc((size_t)clients, sizeof *pfd);
     double *sent_at = calloc((size_t)clients, sizeof *sent_at);
-    if (pfd == NULL || sent_at == NULL)
+    if (pfd == NULL || sent_at == NULL) {
+        free(pfd);
+        free(sent_at);
         return 1;
+    }
     long started = 0, done = 0, lost = 0;
     size_t mlen = strlen(MSG);
     char buf[4096];
