@@ -17,7 +17,7 @@ two do not take turns on one core. Each load runs for a fixed time.
 
 Writes bench/results/latest.md and latest.png (gnuplot, or matplotlib) and
 prints the table and the targets of issue 9 with a check or a cross.
-Every wait is bounded; the default run (5 rounds) takes about 5 minutes on
+Every wait is bounded; the default run (5 rounds) takes 4-6 minutes on
 2 cores, --quick (one round, smaller FTP files) under 2.
 """
 import argparse
