@@ -4,7 +4,7 @@
 #   make test SANITIZE=address|thread   the same, under ASan+UBSan or TSan
 #   make run             start sockserv-ftpd on 127.0.0.1:2121 (sample folder)
 #   make run-udp         start udp-upper-server on 127.0.0.1:8003
-#   make bench           side-by-side benchmarks
+#   make bench           side-by-side benchmarks (QUICK=1: one short round)
 #   make lint            clang-format (check only) and clang-tidy
 #   make fault           failure injection over the example servers and sockserv-ftpd
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer over every parser of untrusted input
@@ -17,6 +17,7 @@ INCDIR   ?= $(PREFIX)/include
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SANITIZE ?=
+QUICK    ?=
 
 VERSION  := 0.1.0
 SOMAJOR  := 0
@@ -177,7 +178,7 @@ run-udp: deps all
 	@sh scripts/run.sh $(BUILD) udp
 
 bench: deps all bench-bin
-	@BUILD=$(BUILD) sh bench/run.sh
+	@BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 install: lib examples ftpd
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
