@@ -57,6 +57,12 @@ static const opt_def opt_table[] = {
     {"log", OPT_PATH, STR_FIELD(log), 0, 0},
     {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
     {"run-as", OPT_STRING, STR_FIELD(run_as), 0, 0},
+    /* Bandwidth limits and quotas. */
+    {"max-rate-down", OPT_SIZE, NUM_FIELD(max_rate_down), 0, 0},
+    {"max-rate-up", OPT_SIZE, NUM_FIELD(max_rate_up), 0, 0},
+    {"max-user-rate-down", OPT_SIZE, NUM_FIELD(max_user_rate_down), 0, 0},
+    {"max-user-rate-up", OPT_SIZE, NUM_FIELD(max_user_rate_up), 0, 0},
+    {"quota-rescan", OPT_UINT, NUM_FIELD(quota_rescan), 0, FTPD_TIMEOUT_LIMIT},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -95,11 +101,21 @@ static void usage(FILE *out)
             "  --log FILE             session log (default: standard error)\n"
             "  --xferlog FILE         transfer log in xferlog format\n"
             "  --run-as USER          started as root: become USER once listening\n"
+            /* Bandwidth limits and quotas. */
+            "  --max-rate-down RATE   bytes per second to the client, per session\n"
+            "                         (suffixes K, M, G; default 0 = no limit)\n"
+            "  --max-rate-up RATE     bytes per second from the client, per session\n"
+            "  --max-user-rate-down RATE  bytes per second to all sessions of one user\n"
+            "                         together (a users file's rate-down= wins)\n"
+            "  --max-user-rate-up RATE    the same from the client (rate-up= wins)\n"
+            "  --quota-rescan S       count a user's usage for quota-bytes=/quota-files=\n"
+            "                         again after S seconds (default %d, 0 = only once)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
             FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_STOP_GRACE,
-            FTPD_DEFAULT_IPV6_PREFIX, FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
+            FTPD_DEFAULT_IPV6_PREFIX, FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME,
+            FTPD_DEFAULT_QUOTA_RESCAN);
 }
 
 /* Keys match when equal after removing '-' and '_', so "anonymous-write",
@@ -353,6 +369,7 @@ static void set_defaults(ftpd_config *c)
     c->max_listing_memory = FTPD_DEFAULT_LISTING_MEMORY;
     c->hash_max_size = FTPD_DEFAULT_HASH_MAX_SIZE;
     c->mode = SS_MODE_THREADING;
+    c->quota_rescan = FTPD_DEFAULT_QUOTA_RESCAN;
 }
 
 /* Check the combined settings and turn the root into an absolute path. */

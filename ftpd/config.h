@@ -40,6 +40,12 @@ typedef struct ftpd_config {
     char log[PATH_MAX];                    /* session log, "" = stderr */
     char xferlog[PATH_MAX];                /* transfer log, "" = none */
     char run_as[64];                       /* system user to become after binding, "" = stay */
+    /* Bandwidth limits (bytes per second, 0 = none) and quota counting. */
+    unsigned long long max_rate_down;      /* per session, to the client */
+    unsigned long long max_rate_up;        /* per session, from the client */
+    unsigned long long max_user_rate_down; /* all sessions of one user together */
+    unsigned long long max_user_rate_up;
+    unsigned quota_rescan; /* seconds before a user's usage is counted again, 0 = never */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

@@ -20,6 +20,8 @@
 #include "config.h"
 #include "defs.h"
 #include "path.h"
+#include "quota.h"
+#include "rate.h"
 
 typedef enum data_mode {
     DATA_NONE = 0, /* no PASV/PORT yet (or used up by a transfer) */
@@ -114,6 +116,10 @@ struct session {
     xfer_progress xfer;
     unsigned long long bytes_in, bytes_out;
     unsigned files_in, files_out;
+
+    /* Bandwidth limits and quotas: rate.c's and quota.c's state. */
+    rate_session rate;
+    quota_session quota;
 
     unsigned char *buf;  /* FTPD_XFER_BUF bytes */
     unsigned char *abuf; /* 2 * FTPD_XFER_BUF for ASCII conversion */

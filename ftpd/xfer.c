@@ -28,6 +28,8 @@
 #include "dataconn.h"
 #include "hash.h"
 #include "log.h"
+#include "quota.h"
+#include "rate.h"
 #include "sysio.h"
 #include "timeutil.h"
 
@@ -131,7 +133,7 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
                 continue;
             must_wait = false;
         }
-        n = sendfile(ts->data_fd, job->file_fd, NULL, FTPD_SENDFILE_CHUNK);
+        n = sendfile(ts->data_fd, job->file_fd, NULL, rate_chunk(s, 'o', FTPD_SENDFILE_CHUNK));
         if (n < 0) {
             if (errno == EAGAIN) {
                 must_wait = true;
@@ -152,6 +154,7 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
         total += n;
         *bytes = total;
         s->xfer.done = total;
+        rate_wait(s, 'o', (size_t)n);
         clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
     }
 }
@@ -179,8 +182,9 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
         if (outlen == 0 && !eof) {
             /* A source is pulled only when the last chunk has gone out, so
              * what it produces is held one chunk at a time. */
-            ssize_t r = job->source != NULL ? job->source(job->source_ctx, s->buf, FTPD_XFER_BUF)
-                                            : sysio_read(job->file_fd, s->buf, FTPD_XFER_BUF);
+            size_t want = rate_chunk(s, 'o', FTPD_XFER_BUF);
+            ssize_t r = job->source != NULL ? job->source(job->source_ctx, s->buf, want)
+                                            : sysio_read(job->file_fd, s->buf, want);
             if (r < 0) {
                 *err = errno;
                 return XFER_FILE_FAILED;
@@ -213,6 +217,7 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
             total += n;
             *bytes = total;
             s->xfer.done = total;
+            rate_wait(s, 'o', (size_t)n);
             clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
         }
     }
@@ -233,14 +238,15 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
             return (xfer_result)w;
         if (!ready)
             continue;
-        n = recv(ts->data_fd, s->buf, FTPD_XFER_BUF, MSG_DONTWAIT);
+        n = recv(ts->data_fd, s->buf, rate_chunk(s, 'i', FTPD_XFER_BUF), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
             return XFER_DATA_FAILED;
         }
         if (n == 0) {
-            if (held_cr && sysio_write_all(job->file_fd, (const unsigned char *)"\r", 1) < 0) {
+            if (held_cr && (quota_take(s, 1) < 0 ||
+                            sysio_write_all(job->file_fd, (const unsigned char *)"\r", 1) < 0)) {
                 *err = errno;
                 return XFER_FILE_FAILED;
             }
@@ -249,14 +255,17 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
         total += n;
         *bytes = total;
         s->xfer.done = total;
+        rate_wait(s, 'i', (size_t)n);
         clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
+        /* quota_take refuses (EDQUOT) a write that would pass the quota. */
         if (job->ascii) {
             size_t m = crlf_to_lf(s->buf, (size_t)n, s->abuf, &held_cr);
-            if (sysio_write_all(job->file_fd, s->abuf, m) < 0) {
+            if (quota_take(s, m) < 0 || sysio_write_all(job->file_fd, s->abuf, m) < 0) {
                 *err = errno;
                 return XFER_FILE_FAILED;
             }
-        } else if (sysio_write_all(job->file_fd, s->buf, (size_t)n) < 0) {
+        } else if (quota_take(s, (size_t)n) < 0 ||
+                   sysio_write_all(job->file_fd, s->buf, (size_t)n) < 0) {
             *err = errno;
             return XFER_FILE_FAILED;
         }
