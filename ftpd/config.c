@@ -73,7 +73,7 @@ static void usage(FILE *out)
             "  --listen ADDR          address to listen on (default " FTPD_DEFAULT_LISTEN ";\n"
             "                         e.g. 0.0.0.0:21, [::1]:2121, [::]:21)\n"
             "  --root DIR             folder to serve (default: the current directory)\n"
-            "  --users FILE           users file, lines name:HASH[:home]\n"
+            "  --users FILE           users file, lines name:HASH[:home[:settings]]\n"
             "  --anonymous            allow anonymous logins alongside a users file\n"
             "  --anonymous-write      let anonymous users upload new files and make folders\n"
             "  --anonymous-modify     ... and also overwrite, append, rename, delete, chmod\n"
