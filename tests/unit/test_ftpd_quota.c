@@ -12,6 +12,7 @@
 
 #include "../../ftpd/quota.c"
 
+#include <ftw.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -48,13 +49,18 @@ static int setup(void **state)
     return 0;
 }
 
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
 static int teardown(void **state)
 {
-    char cmd[128];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void make_session(session *s, const char *user, unsigned long long bytes,
