@@ -251,6 +251,46 @@ class RateTest(unittest.TestCase):
                     c.close()
 
 
+class RateStopTest(unittest.TestCase):
+    """The stop ends a transfer that waits for its rate at the grace's end,
+    not when the wait would have ended."""
+
+    def test_stop_during_rate_wait(self):
+        import shutil
+        import signal
+        import tempfile
+        for mode in ("threading", "forking"):
+            with self.subTest(mode=mode):
+                base = tempfile.mkdtemp(prefix="ftpd-rate-stop-")
+                self.addCleanup(shutil.rmtree, base, True)
+                root = os.path.join(base, "root")
+                os.mkdir(root)
+                T.write(os.path.join(root, "f"), b"f" * 100000)
+                users = os.path.join(base, "users")
+                with open(users, "w") as f:
+                    f.write(user_line("dave", "pw", "", "rate-down=100") + "\n")
+                srv = T.Server(root, ["--users", users, "--mode", mode, "--stop-grace", "1"],
+                               workdir=base)
+                srv.start()
+                self.addCleanup(srv.stop)
+                c = T.Ctl(srv)
+                self.addCleanup(c.close)
+                c.login("dave", "pw")
+                get = c.data("PASV")
+                self.assertEqual(c.cmd("RETR f").code, 150)
+                d = get()
+                self.addCleanup(d.close)
+                self.assertGreater(len(d.recv(4096)), 0)
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                r = c.reply(T.timeout(10))
+                self.assertEqual(r.code, 426, str(r))
+                self.assertEqual(srv.wait(T.timeout(10)), 0, srv.stderr_tail())
+                took = time.monotonic() - t0
+                # The grace (1 s), not the 5 s a chunk costs at 100 B/s.
+                self.assertLess(took, 1.0 + 1.5 * T.SLOW, "stop took %.2f s" % took)
+
+
 class QuotaTest(T.ServerTestCase):
     """Each test has a user of its own, with its own home."""
 
