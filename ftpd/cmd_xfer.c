@@ -226,8 +226,10 @@ enum store_kind { STORE_STOR, STORE_APPE, STORE_STOU };
 /* Refuse an upload quota_begin refused. */
 static int quota_refused(session *s, int err)
 {
-    if (err == EDQUOT)
+    if (err == EDQUOT) {
+        log_msg("%s: upload refused: user %s is at the quota", s->peer_str, s->user);
         return reply(s, 552, "Quota exceeded.");
+    }
     log_msg("%s: quota of %s: cannot count the usage: %s", s->peer_str, s->user, strerror(err));
     return reply(s, 451, "Cannot count the quota usage; try again later.");
 }
@@ -368,6 +370,8 @@ run:
     else
         delta = (long long)(end_st.st_size - (created ? 0 : old_size));
     quota_end(s, delta, created && !removed);
+    if (res == XFER_FILE_FAILED && err == EDQUOT)
+        log_msg("%s: upload of %s stopped at the quota of user %s", s->peer_str, norm, s->user);
     if (res != XFER_NO_CONN) {
         xferlog(s, start, norm, bytes, 'i', res == XFER_DONE);
         if (res == XFER_DONE)
