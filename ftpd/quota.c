@@ -24,14 +24,19 @@ typedef struct user_usage {
     char name[FTPD_USER_MAX]; /* set under the table lock */
     long long bytes, files;   /* what the home holds, plus uploads' charges */
     long long counted_at;     /* monotonic seconds of the last walk */
-    unsigned uploads;         /* uploads running, whose charges are in bytes */
-    long long last;           /* last use, monotonic seconds, to reuse the idlest */
+    /* Changed under the entry's lock but also read under the table lock
+     * (to pick an entry to reuse), so always through GET/SET below. */
+    unsigned uploads; /* uploads running, whose charges are in bytes */
+    long long last;   /* last use, monotonic seconds, to reuse the idlest */
 } user_usage;
 
 typedef struct usage_table {
     pthread_mutex_t lock; /* held to find or take an entry */
     user_usage e[QUOTA_SLOTS];
 } usage_table;
+
+#define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 /* Made before any session starts; forked sessions inherit the mapping. */
 static usage_table *tab;
@@ -162,7 +167,7 @@ static void lock(pthread_mutex_t *m, user_usage *x)
     if (pthread_mutex_lock(m) == EOWNERDEAD) {
         if (x != NULL) {
             x->known = false;
-            x->uploads = 0;
+            SET(x->uploads, 0);
         }
         pthread_mutex_consistent(m);
     }
@@ -194,7 +199,8 @@ static user_usage *find_entry(session *s)
         if (!x->used) {
             if (reuse == NULL || reuse->used)
                 reuse = x;
-        } else if (x->uploads == 0 && (reuse == NULL || (reuse->used && x->last < reuse->last))) {
+        } else if (GET(x->uploads) == 0 &&
+                   (reuse == NULL || (reuse->used && GET(x->last) < GET(reuse->last)))) {
             reuse = x;
         }
     }
@@ -203,7 +209,7 @@ static user_usage *find_entry(session *s)
     reuse->used = true;
     reuse->known = false;
     reuse->bytes = reuse->files = 0;
-    reuse->uploads = 0;
+    SET(reuse->uploads, 0);
     snprintf(reuse->name, sizeof(reuse->name), "%s", name);
     pthread_mutex_unlock(&reuse->lock);
     s->quota.slot = (int)(reuse - tab->e) + 1;
@@ -226,7 +232,7 @@ static user_usage *lock_entry(session *s)
             break;
         lock(&x->lock, x);
         if (x->used && strncmp(x->name, user_key(s), FTPD_USER_MAX) == 0) {
-            x->last = now_s();
+            SET(x->last, now_s());
             return x;
         }
         pthread_mutex_unlock(&x->lock);
@@ -249,7 +255,8 @@ int quota_begin(session *s, bool new_file, off_t free_bytes)
     x = lock_entry(s);
     if (x == NULL)
         return -1;
-    if (!x->known || (rescan_secs != 0 && x->uploads == 0 && now - x->counted_at >= rescan_secs)) {
+    if (!x->known ||
+        (rescan_secs != 0 && GET(x->uploads) == 0 && now - x->counted_at >= rescan_secs)) {
         long long bytes, files;
 
         if (quota_walk(s->fs.root_fd, &bytes, &files) < 0) {
@@ -273,7 +280,7 @@ int quota_begin(session *s, bool new_file, off_t free_bytes)
         x->files++;
         s->quota.file_taken = true;
     }
-    x->uploads++;
+    SET(x->uploads, GET(x->uploads) + 1);
     pthread_mutex_unlock(&x->lock);
     s->quota.active = true;
     s->quota.free = free_bytes;
@@ -325,8 +332,8 @@ void quota_end(session *s, long long delta, bool file_kept)
         if (s->quota.file_taken && !file_kept && x->files > 0)
             x->files--;
     }
-    if (x->uploads > 0)
-        x->uploads--;
+    if (GET(x->uploads) > 0)
+        SET(x->uploads, GET(x->uploads) - 1);
     pthread_mutex_unlock(&x->lock);
 }
 
