@@ -16,6 +16,7 @@
 #include "hash.h"
 #include "listing.h"
 #include "log.h"
+#include "quota.h"
 #include "sysio.h"
 #include "xfer.h"
 
@@ -83,6 +84,7 @@ int cmd_dele(session *s, const char *arg)
         return reply(s, 550, "Is a directory; use RMD.");
     if (vfs_unlink(&s->fs, arg) < 0)
         return cmd_reply_errno(s, errno);
+    quota_removed(s, &st); /* the user's quota gets the file back */
     log_msg("%s: delete %s", s->peer_str, arg);
     return reply(s, 250, "File deleted.");
 }
@@ -101,11 +103,20 @@ int cmd_rnfr(session *s, const char *arg)
 
 int cmd_rnto(session *s, const char *arg)
 {
+    struct stat from, to;
+    bool replaces;
+
     if (!s->have_rnfr)
         return reply(s, 503, "RNFR required first.");
     s->have_rnfr = false;
+    /* A file the rename replaces leaves the user's quota (unless both
+     * names are one file, which rename leaves alone). */
+    replaces = vfs_lstat(&s->fs, arg, &to) == 0 && vfs_lstat(&s->fs, s->rnfr, &from) == 0 &&
+               (from.st_dev != to.st_dev || from.st_ino != to.st_ino);
     if (vfs_rename(&s->fs, s->rnfr, arg) < 0)
         return cmd_reply_errno(s, errno);
+    if (replaces)
+        quota_removed(s, &to);
     log_msg("%s: rename %s to %s", s->peer_str, s->rnfr, arg);
     return reply(s, 250, "Rename successful.");
 }

@@ -20,6 +20,7 @@
 #include "dataconn.h"
 #include "listing.h"
 #include "log.h"
+#include "quota.h"
 #include "xfer.h"
 
 static const char *base_name(const char *path)
@@ -63,7 +64,9 @@ static int finish_reply(session *s, xfer_result res, int err, const char *ok)
     case XFER_FILE_FAILED:
         if (err == ENOSPC)
             return reply(s, 452, "Insufficient storage space.");
-        if (err == EDQUOT || err == EFBIG)
+        if (err == EDQUOT)
+            return reply(s, 552, "Quota exceeded.");
+        if (err == EFBIG)
             return reply(s, 552, "Exceeded storage allocation.");
         return reply(s, 451, "Local error: %s.", strerror(err));
     case XFER_TIMEOUT:
@@ -220,23 +223,51 @@ out:
 
 enum store_kind { STORE_STOR, STORE_APPE, STORE_STOU };
 
+/* Refuse an upload quota_begin refused. */
+static int quota_refused(session *s, int err)
+{
+    if (err == EDQUOT) {
+        log_msg("%s: upload refused: user %s is at the quota", s->peer_str, s->user);
+        return reply(s, 552, "Quota exceeded.");
+    }
+    log_msg("%s: quota of %s: cannot count the usage: %s", s->peer_str, s->user, strerror(err));
+    return reply(s, 451, "Cannot count the quota usage; try again later.");
+}
+
+/*
+ * Quotas: quota_begin before the file is touched takes a file from the
+ * quota for a new one and notes the bytes the upload may write without
+ * growing usage (what it replaces, or overwrites in place after REST);
+ * every write beyond them is charged first and refused with EDQUOT when it
+ * would pass the quota (the transfer then ends with 552). quota_end then
+ * settles with the upload's true effect on the file system. An upload that
+ * fails leaves the file as every failure below does: a new file is removed,
+ * an append is cut back, a replacement is dropped and the old file kept,
+ * and a resumed file keeps what was written (each write was within quota).
+ */
 static int store(session *s, const char *arg, enum store_kind kind)
 {
     char norm[VFS_PATH_MAX], tmp[VFS_PATH_MAX], opening[VFS_PATH_MAX + 64];
     char done_text[VFS_PATH_MAX + 64];
-    struct stat st;
-    off_t rest = s->rest, bytes = 0;
+    struct stat st, end_st;
+    off_t rest = s->rest, bytes = 0, old_size = 0;
     time_t start = time(NULL);
-    bool exists = false, use_temp = false, created = false;
+    bool exists = false, use_temp = false, created = false, removed = false;
+    long long delta;
     xfer_result res;
     int fd = -1, err = 0, rc;
     xfer_job job;
 
     s->rest = 0;
     if (kind == STORE_STOU) {
+        if (quota_begin(s, true, 0) < 0)
+            return quota_refused(s, errno);
         fd = vfs_create_unique(&s->fs, vfs_cwd(&s->fs), norm, sizeof(norm));
-        if (fd < 0)
-            return cmd_reply_errno(s, errno);
+        if (fd < 0) {
+            err = errno;
+            quota_end(s, 0, false);
+            return cmd_reply_errno(s, err);
+        }
         created = true;
         snprintf(opening, sizeof(opening), "FILE: %s", base_name(norm));
         snprintf(done_text, sizeof(done_text), "Transfer complete (unique file name: %s).",
@@ -251,21 +282,26 @@ static int store(session *s, const char *arg, enum store_kind kind)
         return reply(s, 550, "Is a directory.");
     if (exists && !S_ISREG(st.st_mode))
         return reply(s, 550, "Not a regular file.");
+    if (exists)
+        old_size = st.st_size;
     /* A writer that may not modify adds new files only: no overwrite, and
      * no resume into a file that is already there. */
     if (!s->can_modify && (exists || rest > 0))
         return reply(s, 550, "Permission denied: uploads may not replace existing files.");
+    if (rest > 0 && kind != STORE_APPE && (!exists || rest > st.st_size))
+        return reply(s, 554, "Invalid REST parameter.");
+    if (quota_begin(s, !exists, kind == STORE_APPE ? 0 : old_size - rest) < 0)
+        return quota_refused(s, errno);
     if (kind == STORE_APPE) {
         fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_APPEND, 0644);
         created = !exists;
     } else if (rest > 0) {
         /* Resume: write into the existing file at the offset. */
-        if (!exists || rest > st.st_size)
-            return reply(s, 554, "Invalid REST parameter.");
         fd = vfs_open(&s->fs, arg, O_WRONLY, 0);
         if (fd >= 0 && lseek(fd, rest, SEEK_SET) < 0) {
             err = errno;
             close(fd);
+            quota_end(s, 0, false);
             return reply(s, 451, "Cannot seek: %s.", strerror(err));
         }
     } else if (exists) {
@@ -278,13 +314,20 @@ static int store(session *s, const char *arg, enum store_kind kind)
         fd = vfs_open(&s->fs, arg, O_WRONLY | O_CREAT | O_EXCL, 0644);
         created = true;
         if (fd < 0 && errno == EEXIST && s->can_modify) {
+            /* Made meanwhile: replaced as above. The quota counts it as a
+             * new file, given back at the end. */
+            if (vfs_stat(&s->fs, arg, &st) == 0 && S_ISREG(st.st_mode))
+                old_size = st.st_size;
             fd = vfs_open_temp(&s->fs, arg, tmp, sizeof(tmp));
             use_temp = true;
             created = false;
         }
     }
-    if (fd < 0)
-        return cmd_reply_errno(s, errno);
+    if (fd < 0) {
+        err = errno;
+        quota_end(s, 0, false);
+        return cmd_reply_errno(s, err);
+    }
     snprintf(opening, sizeof(opening), "Ok to send data (%s mode).",
              s->type == 'A' ? "ASCII" : "BINARY");
 run:
@@ -296,10 +339,12 @@ run:
     job.path = norm;
     job.opening = opening;
     res = xfer_run(s, &job, &bytes, &err);
-    /* The file system refused the data (full, quota): an append gives back
+    /* The file system (or the quota) refused the data: an append gives back
      * what it added, so the file is as it was before. */
     if (res == XFER_FILE_FAILED && kind == STORE_APPE && exists && ftruncate(fd, st.st_size) < 0)
         log_msg("%s: cannot undo the append to %s: %s", s->peer_str, norm, strerror(errno));
+    if (fstat(fd, &end_st) < 0)
+        end_st.st_size = old_size;
     if (close(fd) < 0 && res == XFER_DONE) {
         res = XFER_FILE_FAILED;
         err = errno;
@@ -312,11 +357,21 @@ run:
         if (res != XFER_DONE)
             vfs_unlink(&s->fs, tmp);
     } else if ((res == XFER_NO_CONN || res == XFER_FILE_FAILED) && created) {
-        /* Nothing arrived, or the file system refused the data: leave no
-         * empty or truncated file behind (a broken connection keeps the
-         * part that arrived, for REST + STOR or APPE to resume). */
-        vfs_unlink(&s->fs, norm);
+        /* Nothing arrived, or the file system or the quota refused the
+         * data: leave no empty or truncated file behind (a broken
+         * connection keeps the part that arrived, for REST + STOR or APPE
+         * to resume). */
+        removed = vfs_unlink(&s->fs, norm) == 0;
     }
+    if (use_temp)
+        delta = res == XFER_DONE ? (long long)(end_st.st_size - old_size) : 0;
+    else if (removed)
+        delta = 0;
+    else
+        delta = (long long)(end_st.st_size - (created ? 0 : old_size));
+    quota_end(s, delta, created && !removed);
+    if (res == XFER_FILE_FAILED && err == EDQUOT)
+        log_msg("%s: upload of %s stopped at the quota of user %s", s->peer_str, norm, s->user);
     if (res != XFER_NO_CONN) {
         xferlog(s, start, norm, bytes, 'i', res == XFER_DONE);
         if (res == XFER_DONE)

@@ -77,6 +77,12 @@ static const opt_def opt_table[] = {
     {"tls-key", OPT_PATH, STR_FIELD(tls_key), 0, 0},
     {"tls-implicit-listen", OPT_STRING, STR_FIELD(tls_implicit_listen), 0, 0},
     {"tls-require-reuse", OPT_STRING, STR_FIELD(tls_require_reuse), 0, 0},
+    /* Bandwidth limits and quotas. */
+    {"max-rate-down", OPT_SIZE, NUM_FIELD(max_rate_down), 0, 0},
+    {"max-rate-up", OPT_SIZE, NUM_FIELD(max_rate_up), 0, 0},
+    {"max-user-rate-down", OPT_SIZE, NUM_FIELD(max_user_rate_down), 0, 0},
+    {"max-user-rate-up", OPT_SIZE, NUM_FIELD(max_user_rate_up), 0, 0},
+    {"quota-rescan", OPT_UINT, NUM_FIELD(quota_rescan), 0, FTPD_TIMEOUT_LIMIT},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -87,7 +93,7 @@ static void usage(FILE *out)
             "  --listen ADDR          address to listen on (default " FTPD_DEFAULT_LISTEN ";\n"
             "                         e.g. 0.0.0.0:21, [::1]:2121, [::]:21)\n"
             "  --root DIR             folder to serve (default: the current directory)\n"
-            "  --users FILE           users file, lines name:HASH[:home]\n"
+            "  --users FILE           users file, lines name:HASH[:home[:settings]]\n"
             "  --anonymous            allow anonymous logins alongside a users file\n"
             "  --anonymous-write      let anonymous users upload new files and make folders\n"
             "  --anonymous-modify     ... and also overwrite, append, rename, delete, chmod\n"
@@ -132,11 +138,21 @@ static void usage(FILE *out)
             "                         byte (implicit FTPS, e.g. 0.0.0.0:990)\n"
             "  --tls-require-reuse yes|no  data connections must resume the control\n"
             "                         connection's TLS session (default yes)\n"
+            /* Bandwidth limits and quotas. */
+            "  --max-rate-down RATE   bytes per second to the client, per session\n"
+            "                         (suffixes K, M, G; default 0 = no limit)\n"
+            "  --max-rate-up RATE     bytes per second from the client, per session\n"
+            "  --max-user-rate-down RATE  bytes per second to all sessions of one user\n"
+            "                         together (a users file's rate-down= wins)\n"
+            "  --max-user-rate-up RATE    the same from the client (rate-up= wins)\n"
+            "  --quota-rescan S       count a user's usage for quota-bytes=/quota-files=\n"
+            "                         again after S seconds (default %d, 0 = only once)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
             FTPD_DEFAULT_DATA_TIMEOUT, FTPD_DEFAULT_LOGIN_TIMEOUT, FTPD_DEFAULT_STOP_GRACE,
-            FTPD_DEFAULT_IPV6_PREFIX, FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME);
+            FTPD_DEFAULT_IPV6_PREFIX, FTPD_DEFAULT_MAX_LOGIN_FAILS, FTPD_DEFAULT_BAN_TIME,
+            FTPD_DEFAULT_QUOTA_RESCAN);
 }
 
 /* Keys match when equal after removing '-' and '_', so "anonymous-write",
@@ -404,6 +420,7 @@ static void set_defaults(ftpd_config *c)
     c->mode = SS_MODE_THREADING;
     snprintf(c->tls, sizeof(c->tls), "off");
     snprintf(c->tls_require_reuse, sizeof(c->tls_require_reuse), "yes");
+    c->quota_rescan = FTPD_DEFAULT_QUOTA_RESCAN;
 }
 
 /* The FTPS settings: --tls and --tls-require-reuse in words, a certificate

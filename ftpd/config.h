@@ -57,6 +57,12 @@ typedef struct ftpd_config {
     char tls_implicit_listen[256]; /* second listener, TLS from the first byte; "" = none */
     char tls_require_reuse[8];     /* --tls-require-reuse as given: yes or no */
     bool tls_reuse;                /* ... parsed: data connections must resume the session */
+    /* Bandwidth limits (bytes per second, 0 = none) and quota counting. */
+    unsigned long long max_rate_down;      /* per session, to the client */
+    unsigned long long max_rate_up;        /* per session, from the client */
+    unsigned long long max_user_rate_down; /* all sessions of one user together */
+    unsigned long long max_user_rate_up;
+    unsigned quota_rescan; /* seconds before a user's usage is counted again, 0 = never */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */

@@ -69,6 +69,11 @@
  * connections' input is shut down, which ends them. */
 #define FTPD_DEFAULT_STOP_GRACE 30
 
+/* A user's usage is counted again (a walk of the home) after this many
+ * seconds, at the next upload that finds no other upload of the user
+ * running, so files changed by other means are seen. */
+#define FTPD_DEFAULT_QUOTA_RESCAN 600
+
 /* Upper bounds for configured values. */
 #define FTPD_CLIENTS_LIMIT 10000
 #define FTPD_TIMEOUT_LIMIT 86400

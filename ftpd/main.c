@@ -33,6 +33,8 @@
 #include "login.h"
 #include "pasvshare.h"
 #include "privsep.h"
+#include "quota.h"
+#include "rate.h"
 #include "secfile.h"
 #include "throttle.h"
 #include "tls.h"
@@ -337,6 +339,11 @@ int main(int argc, char **argv)
                        cfg.max_pasv_per_ip, cfg.ipv6_prefix) < 0 ||
         throttle_init(cfg.max_login_fails, cfg.ban_time, cfg.ipv6_prefix) < 0 ||
         listbudget_init(cfg.max_listing_memory) < 0) {
+        fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    /* The shared rate buckets and quota counts, before any session. */
+    if (rate_init(&cfg) < 0 || quota_init(cfg.quota_rescan) < 0) {
         fprintf(stderr, FTPD_NAME ": %s\n", strerror(errno));
         return EXIT_RUNTIME;
     }

@@ -20,6 +20,8 @@
 #include "config.h"
 #include "defs.h"
 #include "path.h"
+#include "quota.h"
+#include "rate.h"
 
 typedef enum data_mode {
     DATA_NONE = 0, /* no PASV/PORT yet (or used up by a transfer) */
@@ -123,6 +125,9 @@ struct session {
     char *tls_in;                  /* command bytes read through TLS, not yet a line */
     size_t tls_in_len;
     bool tls_in_eof; /* the end of input came after them */
+    /* Bandwidth limits and quotas: rate.c's and quota.c's state. */
+    rate_session rate;
+    quota_session quota;
 
     unsigned char *buf;  /* FTPD_XFER_BUF bytes */
     unsigned char *abuf; /* 2 * FTPD_XFER_BUF for ASCII conversion */

@@ -36,6 +36,8 @@
 #include "dataconn.h"
 #include "hash.h"
 #include "log.h"
+#include "quota.h"
+#include "rate.h"
 #include "sysio.h"
 #include "timeutil.h"
 #include "tls.h"
@@ -189,10 +191,11 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
             must_wait = false;
         }
         if (ts->tls != NULL) {
-            n = tls_conn_sendfile(ts->tls, job->file_fd, offset, FTPD_SENDFILE_CHUNK);
+            n = tls_conn_sendfile(ts->tls, job->file_fd, offset,
+                                  rate_chunk(s, 'o', FTPD_SENDFILE_CHUNK));
             ts->tls_want = n < 0 && errno == EAGAIN ? tls_conn_want(ts->tls) : 0;
         } else {
-            n = sendfile(ts->data_fd, job->file_fd, NULL, FTPD_SENDFILE_CHUNK);
+            n = sendfile(ts->data_fd, job->file_fd, NULL, rate_chunk(s, 'o', FTPD_SENDFILE_CHUNK));
         }
         if (n < 0) {
             if (errno == EAGAIN) {
@@ -215,6 +218,7 @@ static int sendfile_loop(turn_state *ts, const xfer_job *job, off_t *bytes, int 
         total += n;
         *bytes = total;
         s->xfer.done = total;
+        rate_wait(s, 'o', (size_t)n);
         clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
     }
 }
@@ -243,8 +247,9 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
         if (outlen == 0 && !eof) {
             /* A source is pulled only when the last chunk has gone out, so
              * what it produces is held one chunk at a time. */
-            ssize_t r = job->source != NULL ? job->source(job->source_ctx, s->buf, FTPD_XFER_BUF)
-                                            : sysio_read(job->file_fd, s->buf, FTPD_XFER_BUF);
+            size_t want = rate_chunk(s, 'o', FTPD_XFER_BUF);
+            ssize_t r = job->source != NULL ? job->source(job->source_ctx, s->buf, want)
+                                            : sysio_read(job->file_fd, s->buf, want);
             if (r < 0) {
                 *err = errno;
                 return XFER_FILE_FAILED;
@@ -277,6 +282,7 @@ static xfer_result send_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
             total += n;
             *bytes = total;
             s->xfer.done = total;
+            rate_wait(s, 'o', (size_t)n);
             clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
         }
     }
@@ -297,14 +303,15 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
             return (xfer_result)w;
         if (!ready)
             continue;
-        n = data_recv(ts, s->buf, FTPD_XFER_BUF);
+        n = data_recv(ts, s->buf, rate_chunk(s, 'i', FTPD_XFER_BUF));
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
             return XFER_DATA_FAILED;
         }
         if (n == 0) {
-            if (held_cr && sysio_write_all(job->file_fd, (const unsigned char *)"\r", 1) < 0) {
+            if (held_cr && (quota_take(s, 1) < 0 ||
+                            sysio_write_all(job->file_fd, (const unsigned char *)"\r", 1) < 0)) {
                 *err = errno;
                 return XFER_FILE_FAILED;
             }
@@ -313,14 +320,17 @@ static xfer_result recv_loop(turn_state *ts, const xfer_job *job, off_t *bytes, 
         total += n;
         *bytes = total;
         s->xfer.done = total;
+        rate_wait(s, 'i', (size_t)n);
         clock_gettime(CLOCK_MONOTONIC, &ts->last_progress);
+        /* quota_take refuses (EDQUOT) a write that would pass the quota. */
         if (job->ascii) {
             size_t m = crlf_to_lf(s->buf, (size_t)n, s->abuf, &held_cr);
-            if (sysio_write_all(job->file_fd, s->abuf, m) < 0) {
+            if (quota_take(s, m) < 0 || sysio_write_all(job->file_fd, s->abuf, m) < 0) {
                 *err = errno;
                 return XFER_FILE_FAILED;
             }
-        } else if (sysio_write_all(job->file_fd, s->buf, (size_t)n) < 0) {
+        } else if (quota_take(s, (size_t)n) < 0 ||
+                   sysio_write_all(job->file_fd, s->buf, (size_t)n) < 0) {
             *err = errno;
             return XFER_FILE_FAILED;
         }
