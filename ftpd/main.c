@@ -7,7 +7,8 @@
  * transfers get --stop-grace seconds before the library shuts their
  * control connection's input; a second signal cuts at once. Connection
  * limits are the library's too (max_connections, max_per_peer). SIGHUP
- * reopens the log files.
+ * reopens the log files and reloads the users file (reload.c), in the
+ * loop's thread (ss_server_on_signal); session processes ignore it.
  */
 #include <errno.h>
 #include <grp.h>
@@ -30,17 +31,12 @@
 #include "log.h"
 #include "login.h"
 #include "pasvshare.h"
+#include "reload.h"
 #include "secfile.h"
 #include "throttle.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
-
-static void on_hup(int signo)
-{
-    (void)signo;
-    log_request_reopen();
-}
 
 static void on_error(ss_server *srv, ss_request *req, int err)
 {
@@ -51,21 +47,21 @@ static void on_error(ss_server *srv, ss_request *req, int err)
         log_msg("server: %s", strerror(err));
 }
 
-/* The stop signals are the library's (ss_shutdown_on_signal); SIGHUP only
- * asks for the logs to be reopened, and SIGPIPE is ignored because
- * sendfile(2) on a data connection the client closed would raise it. */
-static int install_signals(ss_server *srv)
+/* The stop signals are the library's (ss_shutdown_on_signal); SIGHUP runs
+ * the reload in the loop's thread (ss_server_on_signal), and SIGPIPE is
+ * ignored because sendfile(2) on a data connection the client closed would
+ * raise it. */
+static int install_signals(ss_server *srv, const ftpd_config *cfg)
 {
     struct sigaction sa;
 
     if (ss_shutdown_on_signal(srv, SIGTERM) < 0 || ss_shutdown_on_signal(srv, SIGINT) < 0)
         return -1;
+    /* const dropped for the library's void *; reload_on_signal only reads. */
+    if (ss_server_on_signal(srv, SIGHUP, reload_on_signal, (void *)cfg) < 0)
+        return -1;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_hup;
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGHUP, &sa, NULL) < 0)
-        return -1;
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     return sigaction(SIGPIPE, &sa, NULL);
@@ -256,7 +252,7 @@ int main(int argc, char **argv)
         ss_server_free(srv);
         return EXIT_CONFIG;
     }
-    if (install_signals(srv) < 0) {
+    if (install_signals(srv, &cfg) < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
         ss_server_free(srv);
         return EXIT_RUNTIME;
