@@ -14,12 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "defs.h"
 #include "secfile.h"
 
-enum opt_kind { OPT_STRING, OPT_PATH, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_RANGE, OPT_MODE, OPT_IPV4 };
+enum opt_kind {
+    OPT_STRING,
+    OPT_PATH,
+    OPT_BOOL,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_RANGE,
+    OPT_MODE,
+    OPT_IPV4,
+    OPT_FACILITY /* a syslog facility name */
+};
 
 typedef struct opt_def {
     const char *name; /* long option without "--" */
@@ -57,6 +68,9 @@ static const opt_def opt_table[] = {
     {"log", OPT_PATH, STR_FIELD(log), 0, 0},
     {"xferlog", OPT_PATH, STR_FIELD(xferlog), 0, 0},
     {"run-as", OPT_STRING, STR_FIELD(run_as), 0, 0},
+    /* Running as a service. */
+    {"syslog", OPT_BOOL, NUM_FIELD(syslog), 0, 0},
+    {"syslog-facility", OPT_FACILITY, STR_FIELD(syslog_facility), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -95,6 +109,11 @@ static void usage(FILE *out)
             "  --log FILE             session log (default: standard error)\n"
             "  --xferlog FILE         transfer log in xferlog format\n"
             "  --run-as USER          started as root: become USER once listening\n"
+            "  --syslog               session log to syslog instead of --log or stderr\n"
+            "                         (the --xferlog stays a file)\n"
+            "  --syslog-facility NAME daemon, ftp, local0..local7 or user (default ftp)\n"
+            "  --check-config         check every setting, the users file included, print\n"
+            "                         the effective settings and exit (0; 2 on a problem)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
@@ -256,6 +275,13 @@ static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *er
         snprintf(err, esz, "'%s' is not a port range LO-HI (1-65535, LO <= HI)", val);
         return -1;
     }
+    case OPT_FACILITY:
+        if (n >= o->size || config_syslog_facility(val) < 0) {
+            snprintf(err, esz, "'%s' is not daemon, ftp, local0..local7 or user", val);
+            return -1;
+        }
+        memcpy(base + o->offset, val, n + 1);
+        return 0;
     case OPT_MODE:
         if (strcmp(val, "threading") == 0) {
             c->mode = SS_MODE_THREADING;
@@ -353,6 +379,7 @@ static void set_defaults(ftpd_config *c)
     c->max_listing_memory = FTPD_DEFAULT_LISTING_MEMORY;
     c->hash_max_size = FTPD_DEFAULT_HASH_MAX_SIZE;
     c->mode = SS_MODE_THREADING;
+    snprintf(c->syslog_facility, sizeof(c->syslog_facility), "%s", FTPD_DEFAULT_SYSLOG_FACILITY);
 }
 
 /* Check the combined settings and turn the root into an absolute path. */
@@ -446,6 +473,8 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf(FTPD_NAME " " FTPD_VERSION "\n");
             return CONFIG_EXIT_OK;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            c->check_config = true; /* a command, not a setting: no config key */
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -456,6 +485,8 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
             i++;
             continue;
         }
+        if (strcmp(argv[i], "--check-config") == 0)
+            continue;
         if (strncmp(argv[i], "--", 2) != 0) {
             fprintf(stderr, FTPD_NAME ": %s: unknown argument (try --help)\n", argv[i]);
             return -1;
@@ -475,4 +506,75 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
         }
     }
     return finish(c);
+}
+
+/* ---- running as a service: syslog facilities, --check-config ---------- */
+
+int config_syslog_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {
+        {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},       {"user", LOG_USER},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i].name, name) == 0)
+            return names[i].value;
+    return -1;
+}
+
+/* One setting's value as the config file writes it; "" when it has none. */
+static void format_value(const ftpd_config *c, const opt_def *o, char *out, size_t size)
+{
+    const char *base = (const char *)c;
+
+    switch (o->kind) {
+    case OPT_STRING:
+    case OPT_PATH:
+    case OPT_IPV4:
+    case OPT_FACILITY:
+        snprintf(out, size, "%s", base + o->offset);
+        return;
+    case OPT_BOOL:
+        snprintf(out, size, "%s", *(const bool *)(base + o->offset) ? "yes" : "no");
+        return;
+    case OPT_UINT:
+        snprintf(out, size, "%u", *(const unsigned *)(base + o->offset));
+        return;
+    case OPT_SIZE:
+        snprintf(out, size, "%llu", *(const unsigned long long *)(const void *)(base + o->offset));
+        return;
+    case OPT_RANGE:
+        if (c->pasv_lo == 0)
+            out[0] = '\0'; /* any free port */
+        else
+            snprintf(out, size, "%u-%u", c->pasv_lo, c->pasv_hi);
+        return;
+    case OPT_MODE:
+        snprintf(out, size, "%s", c->mode == SS_MODE_FORKING ? "forking" : "threading");
+        return;
+    }
+    out[0] = '\0';
+}
+
+void config_print(const ftpd_config *c, FILE *out)
+{
+    char val[PATH_MAX + 16];
+
+    /* Every setting in the table names a file, an address or a number;
+     * a setting that held a secret itself (a password) would be skipped
+     * here. */
+
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        format_value(c, &opt_table[i], val, sizeof(val));
+        if (val[0] == '\0')
+            fprintf(out, "# %s =\n", opt_table[i].name);
+        else
+            fprintf(out, "%s = %s\n", opt_table[i].name, val);
+    }
 }

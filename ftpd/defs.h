@@ -69,6 +69,9 @@
  * connections' input is shut down, which ends them. */
 #define FTPD_DEFAULT_STOP_GRACE 30
 
+/* Facility of --syslog. */
+#define FTPD_DEFAULT_SYSLOG_FACILITY "ftp"
+
 /* Upper bounds for configured values. */
 #define FTPD_CLIENTS_LIMIT 10000
 #define FTPD_TIMEOUT_LIMIT 86400

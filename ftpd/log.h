@@ -23,6 +23,13 @@
 int log_open(const char *log_path, const char *xferlog_path, const char **which, char *why,
              size_t size);
 
+/* --syslog: the session log goes to syslog(3) with this facility (a LOG_*
+ * value) from now on, as "sockserv-ftpd[pid]: message" at LOG_INFO; the
+ * xferlog stays a file. Connects to the log socket at once (LOG_NDELAY), so
+ * call it before anything chroots: a session process keeps the connection.
+ * Lines are scrubbed of control characters as in the file. */
+void log_use_syslog(int facility);
+
 /* Give the open log files to uid:gid (--run-as), by descriptor, never by
  * name, so the user can reopen them after a rotation. Returns 0, or -1 with
  * errno and *which naming the file that could not be given away. */

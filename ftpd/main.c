@@ -173,6 +173,32 @@ static int drop_privileges(const ftpd_config *cfg)
     return 0;
 }
 
+/* --check-config: everything a start would read (the command line and the
+ * -c file were read already), checked without binding, opening the logs or
+ * changing user; then the effective settings on standard output. Problems
+ * are reported on standard error as one line naming the file and line, or
+ * the option. Returns the exit status. */
+static int check_config(const ftpd_config *cfg, int argc, char **argv)
+{
+    if (cfg->run_as[0] != '\0') {
+        struct passwd pw, *found = NULL;
+        char buf[4096];
+
+        if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+            fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+            return EXIT_CONFIG;
+        }
+    }
+    if (check_root_files(cfg, argc, argv) < 0)
+        return EXIT_CONFIG;
+    if (auth_load(cfg->users) < 0)
+        return EXIT_CONFIG;
+    /* check-config: TLS certificate and key present and loadable */
+    config_print(cfg, stdout);
+    auth_free();
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
     static ftpd_config cfg;
@@ -194,11 +220,16 @@ int main(int argc, char **argv)
         return 0;
     if (rc < 0)
         return EXIT_CONFIG;
+    if (cfg.check_config)
+        return check_config(&cfg, argc, argv);
     if (check_root_files(&cfg, argc, argv) < 0)
         return EXIT_CONFIG;
     if (auth_load(cfg.users) < 0)
         return EXIT_CONFIG;
-    if (log_open(cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
+    /* --syslog: connected now, before any session process chroots. */
+    if (cfg.syslog)
+        log_use_syslog(config_syslog_facility(cfg.syslog_facility));
+    if (log_open(cfg.syslog ? NULL : cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
         fprintf(stderr, FTPD_NAME ": --%s: %s: %s\n",
                 which != NULL && strcmp(which, cfg.log) == 0 ? "log" : "xferlog",
                 which != NULL ? which : "?", why);
