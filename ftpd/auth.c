@@ -6,10 +6,12 @@
 #include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "config.h"
 #include "defs.h"
@@ -28,10 +30,19 @@ typedef struct auth_table {
     account *accounts;
     size_t naccounts;
     unsigned refs; /* under table_lock: the current pointer's and the checks' */
+    unsigned gen;  /* the load it came from (shared_gen) */
 } auth_table;
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static auth_table *current;
+
+/* Successful loads so far, in memory shared with forked session processes:
+ * one forked before a reload finds its table older and reads the file
+ * again before it checks a password, so a user removed from the file
+ * cannot log in on a connection made before the reload. NULL when the
+ * mapping failed (a session process then keeps the table of its fork). */
+static atomic_uint *shared_gen;
+static char table_path[PATH_MAX];
 
 /* Compared against when the user is unknown, so that the reply takes as long
  * as for a known user (a sha512crypt hash of a random string). */
@@ -217,8 +228,7 @@ static int parse_line(auth_table *t, char *line, const char *path, unsigned line
              "makes",
              path, lineno, name);
     if (!home_ok(home))
-        FAIL("%s:%u: user %s: home must be relative to the root, without '..'", path, lineno,
-             name);
+        FAIL("%s:%u: user %s: home must be relative to the root, without '..'", path, lineno, name);
     memset(&acc, 0, sizeof(acc));
     if (strlen(home) >= sizeof(acc.home))
         FAIL("%s:%u: user %s: home too long", path, lineno, name);
@@ -307,6 +317,51 @@ fail:
     return NULL;
 }
 
+/* Make t the table in use, a newer load than any before. */
+static void table_publish(auth_table *t, const char *path)
+{
+    if (shared_gen == NULL) {
+        void *m = mmap(NULL, sizeof(*shared_gen), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            shared_gen = m;
+            atomic_init(shared_gen, 0);
+        }
+    }
+    snprintf(table_path, sizeof(table_path), "%s", path);
+    t->gen = shared_gen != NULL ? atomic_load(shared_gen) + 1 : 0;
+    /* Swapped in before the count says so: a check in another thread of
+     * this process never finds its table older and loads the file again. */
+    table_swap(t);
+    if (shared_gen != NULL)
+        atomic_store(shared_gen, t->gen);
+}
+
+/* A session process forked before the last reload: read the file again.
+ * When that fails (the file is broken now, or out of this process's
+ * reach) the table of the fork stays. */
+static void refresh_if_stale(void)
+{
+    char err[PATH_MAX + 256];
+    unsigned want;
+    bool stale;
+    auth_table *t;
+
+    if (shared_gen == NULL || table_path[0] == '\0')
+        return;
+    want = atomic_load(shared_gen);
+    pthread_mutex_lock(&table_lock);
+    stale = current != NULL && current->gen < want;
+    pthread_mutex_unlock(&table_lock);
+    if (!stale)
+        return;
+    t = table_load(table_path, err, sizeof(err));
+    if (t == NULL)
+        return;
+    t->gen = want;
+    table_swap(t);
+}
+
 int auth_load(const char *path)
 {
     char err[PATH_MAX + 256];
@@ -322,7 +377,7 @@ int auth_load(const char *path)
         auth_free();
         return -1;
     }
-    table_swap(t);
+    table_publish(t, path);
     return 0;
 }
 
@@ -335,7 +390,7 @@ int auth_reload(const char *path, char *err, size_t size)
     t = table_load(path, err, size);
     if (t == NULL)
         return -1;
-    table_swap(t);
+    table_publish(t, path);
     return 0;
 }
 
@@ -356,9 +411,12 @@ int auth_check(const char *name, const char *password, auth_account *result)
     struct crypt_data *cd;
     const char *out;
     int rc = -1;
+    auth_table *t;
+
+    refresh_if_stale();
     /* The table of this moment, kept for the whole check even if a reload
      * swaps in another meanwhile. */
-    auth_table *t = table_get();
+    t = table_get();
 
     for (size_t i = 0; t != NULL && i < t->naccounts; i++)
         if (strcmp(t->accounts[i].name, name) == 0)

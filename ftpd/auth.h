@@ -11,7 +11,8 @@
  * lines are allowed. The table is loaded at start and may be replaced by
  * auth_reload (SIGHUP) while sessions in other threads check passwords: a
  * check uses the table of the moment it began, and a session keeps the
- * settings it logged in with.
+ * settings it logged in with. A process forked before a reload (a forking
+ * mode session) reads the file again at its next password check.
  */
 #ifndef FTPD_AUTH_H
 #define FTPD_AUTH_H

@@ -7,8 +7,9 @@
  * in keep the account they logged in with; logins from then on use the new
  * users file. A users file with a problem leaves the table in use as it is
  * and the session log says why. In forking mode the listening process
- * reloads, and each session process has the table of the moment it was
- * forked (session processes ignore SIGHUP).
+ * reloads (session processes ignore SIGHUP); a session process forked
+ * before the reload that has not logged in yet reads the file again at its
+ * password check (auth.h).
  */
 #ifndef FTPD_RELOAD_H
 #define FTPD_RELOAD_H

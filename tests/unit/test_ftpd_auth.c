@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* "openssl passwd -6 -salt testsalt secret" */
@@ -146,6 +147,47 @@ static void test_reload_swaps_or_keeps(void **state)
     auth_free();
 }
 
+/* A process forked before a reload (a forking mode session) checks its
+ * next password against the reloaded file. */
+static void test_reload_reaches_forked_process(void **state)
+{
+    char path[] = "/tmp/ftpd-auth-XXXXXX";
+    char err[512];
+    int go[2], status = -1;
+    int fd = mkstemp(path);
+    pid_t pid;
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "old:" HASH "\n");
+    assert_int_equal(auth_load(path), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        auth_account acc;
+        char c;
+
+        alarm(30);
+        if (read(go[0], &c, 1) != 1)
+            _exit(3);
+        if (auth_check("old", "secret", &acc) == 0)
+            _exit(1);
+        _exit(auth_check("new", "secret", &acc) == 0 ? 0 : 2);
+    }
+    write_file(path, "new:" HASH "\n");
+    assert_int_equal(auth_reload(path, err, sizeof(err)), 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(go[0]);
+    close(go[1]);
+    unlink(path);
+    auth_free();
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 #define CHECKERS 3
 #define CHECKS 8
 #define RELOADS 40
@@ -199,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_bad_settings_are_refused),
         cmocka_unit_test(test_reload_swaps_or_keeps),
         cmocka_unit_test(test_reload_while_checking),
+        cmocka_unit_test(test_reload_reaches_forked_process),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
