@@ -42,7 +42,7 @@ static auth_table *current;
  * cannot log in on a connection made before the reload. NULL when the
  * mapping failed (a session process then keeps the table of its fork). */
 static atomic_uint *shared_gen;
-static char table_path[PATH_MAX];
+static char table_path[PATH_MAX]; /* under table_lock */
 
 /* Compared against when the user is unknown, so that the reply takes as long
  * as for a known user (a sha512crypt hash of a random string). */
@@ -328,7 +328,9 @@ static void table_publish(auth_table *t, const char *path)
             atomic_init(shared_gen, 0);
         }
     }
+    pthread_mutex_lock(&table_lock);
     snprintf(table_path, sizeof(table_path), "%s", path);
+    pthread_mutex_unlock(&table_lock);
     t->gen = shared_gen != NULL ? atomic_load(shared_gen) + 1 : 0;
     /* Swapped in before the count says so: a check in another thread of
      * this process never finds its table older and loads the file again. */
@@ -342,20 +344,22 @@ static void table_publish(auth_table *t, const char *path)
  * reach) the table of the fork stays. */
 static void refresh_if_stale(void)
 {
-    char err[PATH_MAX + 256];
+    char err[PATH_MAX + 256], path[PATH_MAX];
     unsigned want;
     bool stale;
     auth_table *t;
 
-    if (shared_gen == NULL || table_path[0] == '\0')
+    if (shared_gen == NULL)
         return;
     want = atomic_load(shared_gen);
     pthread_mutex_lock(&table_lock);
-    stale = current != NULL && current->gen < want;
+    stale = current != NULL && current->gen < want && table_path[0] != '\0';
+    if (stale)
+        memcpy(path, table_path, sizeof(path));
     pthread_mutex_unlock(&table_lock);
     if (!stale)
         return;
-    t = table_load(table_path, err, sizeof(err));
+    t = table_load(path, err, sizeof(err));
     if (t == NULL)
         return;
     t->gen = want;
