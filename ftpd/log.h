@@ -3,7 +3,8 @@
  *
  * Each log line is written with one write(2) to a file opened O_APPEND, so
  * lines from threads and forked session processes never interleave. The
- * session log goes to standard error unless a file is given.
+ * session log goes to standard error unless a file is given, or to syslog(3)
+ * with --syslog (log_use_syslog).
  */
 #ifndef FTPD_LOG_H
 #define FTPD_LOG_H
