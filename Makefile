@@ -8,13 +8,17 @@
 #   make lint            clang-format (check only) and clang-tidy
 #   make fault           failure injection over the example servers and sockserv-ftpd
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer over every parser of untrusted input
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   library, examples, sockserv-ftpd
+#                        (sbin), man pages, example config, systemd unit
 
 CC       ?= cc
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
 BINDIR   ?= $(PREFIX)/bin
+SBINDIR  ?= $(PREFIX)/sbin
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 MANDIR   ?= $(PREFIX)/share/man
 SANITIZE ?=
 QUICK    ?=
@@ -181,7 +185,7 @@ bench: deps all bench-bin
 	@BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 install: lib examples ftpd
-	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
 	install -m 644 include/sockserv.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
@@ -190,9 +194,25 @@ install: lib examples ftpd
 	ln -sf libsockserv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockserv.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' sockserv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/sockserv.pc
-	$(if $(FTPD_BIN),install -m 755 $(FTPD_BIN) $(DESTDIR)$(BINDIR)/)
 	for f in docs/*.3; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(MANDIR)/man3/ || true; done
 	for f in docs/*.8; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
+	# sockserv-ftpd: a system daemon (sbin), its example settings, its unit
+	# with the paths of this PREFIX.
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 $(FTPD_BIN) $(DESTDIR)$(SBINDIR)/
+	install -m 644 docs/ftpd.conf.example $(DESTDIR)$(SYSCONFDIR)/sockserv-ftpd.conf.example
+	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/etc/|$(SYSCONFDIR)/|g' \
+	    docs/sockserv-ftpd.service > $(DESTDIR)$(UNITDIR)/sockserv-ftpd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/sockserv-ftpd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/sockserv.h $(DESTDIR)$(LIBDIR)/libsockserv.a \
+	    $(DESTDIR)$(LIBDIR)/libsockserv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libsockserv.so.$(SOMAJOR) \
+	    $(DESTDIR)$(LIBDIR)/libsockserv.so $(DESTDIR)$(LIBDIR)/pkgconfig/sockserv.pc \
+	    $(DESTDIR)$(SBINDIR)/sockserv-ftpd $(DESTDIR)$(SYSCONFDIR)/sockserv-ftpd.conf.example \
+	    $(DESTDIR)$(UNITDIR)/sockserv-ftpd.service
+	for f in docs/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${f#docs/}; done
+	for f in docs/*.8; do rm -f $(DESTDIR)$(MANDIR)/man8/$${f#docs/}; done
 
 clean:
 	rm -rf build

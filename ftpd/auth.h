@@ -8,8 +8,11 @@
  * user this user's session process becomes, instead of --run-as),
  * rate-down=SIZE and rate-up=SIZE (bytes per second), quota-bytes=SIZE and
  * quota-files=N; SIZE takes the suffixes K, M and G. '#' comments and blank
- * lines are allowed. The table is loaded once at start and read-only afterwards,
- * so sessions in any thread may use it.
+ * lines are allowed. The table is loaded at start and may be replaced by
+ * auth_reload (SIGHUP) while sessions in other threads check passwords: a
+ * check uses the table of the moment it began, and a session keeps the
+ * settings it logged in with. A process forked before a reload (a forking
+ * mode session) reads the file again at its next password check.
  */
 #ifndef FTPD_AUTH_H
 #define FTPD_AUTH_H
@@ -36,6 +39,14 @@ void auth_free(void);
 /* Erase every password hash from this process's memory, then auth_free:
  * for a session process that has become its user (privsep.h). */
 void auth_forget(void);
+/* Read the users file again into a new table and make it the one new
+ * logins use (path NULL or "": nothing to do). On any problem the table in
+ * use stays, err gets "FILE:LINE: problem" (or "--users: FILE: problem")
+ * and -1 is returned. Safe while other threads call auth_check. */
+int auth_reload(const char *path, char *err, size_t size);
+
+/* Accounts in the table in use. */
+size_t auth_count(void);
 
 /* Is name one of the anonymous login names ("anonymous", "ftp")? */
 bool auth_is_anonymous_name(const char *name);

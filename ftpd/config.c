@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "defs.h"
@@ -28,7 +29,8 @@ enum opt_kind {
     OPT_RANGE,
     OPT_MODE,
     OPT_IPV4,
-    OPT_PROXY
+    OPT_PROXY,
+    OPT_FACILITY /* a syslog facility name */
 };
 
 typedef struct opt_def {
@@ -83,6 +85,9 @@ static const opt_def opt_table[] = {
     {"max-user-rate-down", OPT_SIZE, NUM_FIELD(max_user_rate_down), 0, 0},
     {"max-user-rate-up", OPT_SIZE, NUM_FIELD(max_user_rate_up), 0, 0},
     {"quota-rescan", OPT_UINT, NUM_FIELD(quota_rescan), 0, FTPD_TIMEOUT_LIMIT},
+    /* Running as a service. */
+    {"syslog", OPT_BOOL, NUM_FIELD(syslog), 0, 0},
+    {"syslog-facility", OPT_FACILITY, STR_FIELD(syslog_facility), 0, 0},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -147,6 +152,12 @@ static void usage(FILE *out)
             "  --max-user-rate-up RATE    the same from the client (rate-up= wins)\n"
             "  --quota-rescan S       count a user's usage for quota-bytes=/quota-files=\n"
             "                         again after S seconds (default %d, 0 = only once)\n"
+            "  --run-as USER          started as root: become USER once listening\n"
+            "  --syslog               session log to syslog instead of --log or stderr\n"
+            "                         (the --xferlog stays a file)\n"
+            "  --syslog-facility NAME daemon, ftp, local0..local7 or user (default ftp)\n"
+            "  --check-config         check every setting, the users file included, print\n"
+            "                         the effective settings and exit (0; 2 on a problem)\n"
             "  -c FILE                read settings from FILE (key = value lines)\n"
             "  --help, --version\n",
             FTPD_DEFAULT_MAX_CLIENTS, FTPD_DEFAULT_MAX_PER_IP, FTPD_DEFAULT_IDLE_TIMEOUT,
@@ -321,6 +332,13 @@ static int set_value(ftpd_config *c, const opt_def *o, const char *val, char *er
             return -1;
         }
         return 0;
+    case OPT_FACILITY:
+        if (n >= o->size || config_syslog_facility(val) < 0) {
+            snprintf(err, esz, "'%s' is not daemon, ftp, local0..local7 or user", val);
+            return -1;
+        }
+        memcpy(base + o->offset, val, n + 1);
+        return 0;
     case OPT_MODE:
         if (strcmp(val, "threading") == 0) {
             c->mode = SS_MODE_THREADING;
@@ -421,6 +439,7 @@ static void set_defaults(ftpd_config *c)
     snprintf(c->tls, sizeof(c->tls), "off");
     snprintf(c->tls_require_reuse, sizeof(c->tls_require_reuse), "yes");
     c->quota_rescan = FTPD_DEFAULT_QUOTA_RESCAN;
+    snprintf(c->syslog_facility, sizeof(c->syslog_facility), "%s", FTPD_DEFAULT_SYSLOG_FACILITY);
 }
 
 /* The FTPS settings: --tls and --tls-require-reuse in words, a certificate
@@ -631,6 +650,8 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf(FTPD_NAME " " FTPD_VERSION "\n");
             return CONFIG_EXIT_OK;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            c->check_config = true; /* a command, not a setting: no config key */
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -641,6 +662,8 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
             i++;
             continue;
         }
+        if (strcmp(argv[i], "--check-config") == 0)
+            continue;
         if (strncmp(argv[i], "--", 2) != 0) {
             fprintf(stderr, FTPD_NAME ": %s: unknown argument (try --help)\n", argv[i]);
             return -1;
@@ -660,4 +683,81 @@ int config_parse_args(ftpd_config *c, int argc, char **argv)
         }
     }
     return finish(c);
+}
+
+/* ---- running as a service: syslog facilities, --check-config ---------- */
+
+int config_syslog_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {
+        {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},       {"user", LOG_USER},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i].name, name) == 0)
+            return names[i].value;
+    return -1;
+}
+
+/* One setting's value as the config file writes it; "" when it has none. */
+static void format_value(const ftpd_config *c, const opt_def *o, char *out, size_t size)
+{
+    const char *base = (const char *)c;
+
+    switch (o->kind) {
+    case OPT_STRING:
+    case OPT_PATH:
+    case OPT_IPV4:
+    case OPT_FACILITY:
+        snprintf(out, size, "%s", base + o->offset);
+        return;
+    case OPT_BOOL:
+        snprintf(out, size, "%s", *(const bool *)(base + o->offset) ? "yes" : "no");
+        return;
+    case OPT_UINT:
+        snprintf(out, size, "%u", *(const unsigned *)(base + o->offset));
+        return;
+    case OPT_SIZE:
+        snprintf(out, size, "%llu", *(const unsigned long long *)(const void *)(base + o->offset));
+        return;
+    case OPT_RANGE:
+        if (c->pasv_lo == 0)
+            out[0] = '\0'; /* any free port */
+        else
+            snprintf(out, size, "%u-%u", c->pasv_lo, c->pasv_hi);
+        return;
+    case OPT_MODE:
+        snprintf(out, size, "%s", c->mode == SS_MODE_FORKING ? "forking" : "threading");
+        return;
+    case OPT_PROXY:
+        snprintf(out, size, "%s",
+                 c->proxy_protocol == SS_PROXY_REQUIRED   ? "required"
+                 : c->proxy_protocol == SS_PROXY_OPTIONAL ? "optional"
+                                                          : "off");
+        return;
+    }
+    out[0] = '\0';
+}
+
+void config_print(const ftpd_config *c, FILE *out)
+{
+    char val[PATH_MAX + 16];
+
+    /* Every setting in the table names a file, an address or a number;
+     * a setting that held a secret itself (a password) would be skipped
+     * here. */
+
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        format_value(c, &opt_table[i], val, sizeof(val));
+        if (val[0] == '\0')
+            fprintf(out, "# %s =\n", opt_table[i].name);
+        else
+            fprintf(out, "%s = %s\n", opt_table[i].name, val);
+    }
 }

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <sockserv.h>
 
@@ -63,6 +64,11 @@ typedef struct ftpd_config {
     unsigned long long max_user_rate_down; /* all sessions of one user together */
     unsigned long long max_user_rate_up;
     unsigned quota_rescan; /* seconds before a user's usage is counted again, 0 = never */
+
+    /* Running as a service. */
+    bool syslog;              /* session log to syslog(3) instead of --log / stderr */
+    char syslog_facility[16]; /* its facility name (config_syslog_facility) */
+    bool check_config;        /* --check-config: check, print the settings, exit */
 } ftpd_config;
 
 /* Result of config_parse_args besides success. */
@@ -73,6 +79,15 @@ typedef struct ftpd_config {
  * or file:line and returns -1 (the caller exits 2). Returns 0, or
  * CONFIG_EXIT_OK after printing help or version. */
 int config_parse_args(ftpd_config *c, int argc, char **argv);
+
+/* The syslog facility named name (daemon, ftp, local0..local7, user):
+ * its LOG_* value, or -1 for another name. */
+int config_syslog_facility(const char *name);
+
+/* Print every setting of c, one "key = value" line each in config file
+ * syntax, to out (--check-config). A setting without a value (no users
+ * file, say) is printed as a comment "# key =". Secrets are never printed. */
+void config_print(const ftpd_config *c, FILE *out);
 
 /* A byte count: digits with an optional K, M or G (powers of 1024), at
  * most 2^62. Zero only when allow_zero. Returns 0, or -1 when s is no

@@ -73,6 +73,8 @@
  * seconds, at the next upload that finds no other upload of the user
  * running, so files changed by other means are seen. */
 #define FTPD_DEFAULT_QUOTA_RESCAN 600
+/* Facility of --syslog. */
+#define FTPD_DEFAULT_SYSLOG_FACILITY "ftp"
 
 /* Upper bounds for configured values. */
 #define FTPD_CLIENTS_LIMIT 10000

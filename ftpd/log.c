@@ -11,8 +11,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
+#include "defs.h"
 #include "secfile.h"
 #include "sysio.h"
 
@@ -28,6 +30,14 @@ static char xfer_path_buf[PATH_MAX];
 /* Set by the SIGHUP handler, taken by a writer: a lock-free atomic is safe
  * in a signal handler and free of data races between threads. */
 static atomic_int reopen_wanted;
+/* --syslog: session log lines go to syslog(3). Set once at start. */
+static bool use_syslog;
+
+void log_use_syslog(int facility)
+{
+    openlog(FTPD_NAME, LOG_PID | LOG_NDELAY, facility);
+    use_syslog = true;
+}
 
 int log_open(const char *log_path, const char *xferlog_path, const char **which, char *why,
              size_t size)
@@ -85,6 +95,8 @@ void log_close(void)
         close(xfer_fd);
     log_fd = STDERR_FILENO;
     xfer_fd = -1;
+    if (use_syslog)
+        closelog();
     pthread_mutex_unlock(&log_lock);
 }
 
@@ -132,7 +144,8 @@ static void scrub(char *s, size_t n)
 }
 
 /* One session log line into line (LOG_LINE_MAX bytes); returns its length,
- * newline included. */
+ * newline included. With --syslog only the message (syslog adds the time
+ * and the pid). */
 static size_t format_line(char *line, const char *fmt, va_list ap) SS_PRINTF(2, 0);
 static size_t format_line(char *line, const char *fmt, va_list ap)
 {
@@ -141,11 +154,14 @@ static size_t format_line(char *line, const char *fmt, va_list ap)
     size_t n;
     int k;
 
-    gmtime_r(&now, &tm);
-    n = strftime(line, LOG_LINE_MAX, "%Y-%m-%d %H:%M:%S ", &tm);
-    k = snprintf(line + n, LOG_LINE_MAX - n, "[%ld] ", (long)getpid());
-    if (k > 0)
-        n += (size_t)k;
+    n = 0;
+    if (!use_syslog) {
+        gmtime_r(&now, &tm);
+        n = strftime(line, LOG_LINE_MAX, "%Y-%m-%d %H:%M:%S ", &tm);
+        k = snprintf(line + n, LOG_LINE_MAX - n, "[%ld] ", (long)getpid());
+        if (k > 0)
+            n += (size_t)k;
+    }
     k = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
     if (k > 0) {
         size_t m = (size_t)k < LOG_LINE_MAX - n - 1 ? (size_t)k : LOG_LINE_MAX - n - 2;
@@ -154,6 +170,17 @@ static size_t format_line(char *line, const char *fmt, va_list ap)
     }
     line[n++] = '\n';
     return n;
+}
+
+/* Write one formatted line where the session log goes. */
+static void emit(char *line, size_t n)
+{
+    if (use_syslog) {
+        line[n - 1] = '\0'; /* the newline */
+        syslog(LOG_INFO, "%s", line);
+        return;
+    }
+    (void)sysio_write_all(log_fd, line, n); /* a log has nowhere to report its own failure */
 }
 
 static void note_locked(const char *fmt, ...)
@@ -165,7 +192,7 @@ static void note_locked(const char *fmt, ...)
     va_start(ap, fmt);
     n = format_line(line, fmt, ap);
     va_end(ap);
-    (void)sysio_write_all(log_fd, line, n); /* a log has nowhere to report its own failure */
+    emit(line, n);
 }
 
 void log_msg(const char *fmt, ...)
@@ -179,7 +206,7 @@ void log_msg(const char *fmt, ...)
     va_end(ap);
     pthread_mutex_lock(&log_lock);
     maybe_reopen();
-    (void)sysio_write_all(log_fd, line, n);
+    emit(line, n);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -3,7 +3,8 @@
  *
  * Each log line is written with one write(2) to a file opened O_APPEND, so
  * lines from threads and forked session processes never interleave. The
- * session log goes to standard error unless a file is given.
+ * session log goes to standard error unless a file is given, or to syslog(3)
+ * with --syslog (log_use_syslog).
  */
 #ifndef FTPD_LOG_H
 #define FTPD_LOG_H
@@ -22,6 +23,13 @@
  * failing file and why says what is wrong with it. */
 int log_open(const char *log_path, const char *xferlog_path, const char **which, char *why,
              size_t size);
+
+/* --syslog: the session log goes to syslog(3) with this facility (a LOG_*
+ * value) from now on, as "sockserv-ftpd[pid]: message" at LOG_INFO; the
+ * xferlog stays a file. Connects to the log socket at once (LOG_NDELAY), so
+ * call it before anything chroots: a session process keeps the connection.
+ * Lines are scrubbed of control characters as in the file. */
+void log_use_syslog(int facility);
 
 /* Give the open log files to uid:gid (--run-as), by descriptor, never by
  * name, so the user can reopen them after a rotation. Returns 0, or -1 with

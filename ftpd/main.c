@@ -7,7 +7,8 @@
  * transfers get --stop-grace seconds before the library shuts their
  * control connection's input; a second signal cuts at once. Connection
  * limits are the library's too (max_connections, max_per_peer). SIGHUP
- * reopens the log files.
+ * reopens the log files and reloads the users file (reload.c), in the
+ * loop's thread (ss_server_on_signal); session processes ignore it.
  */
 #include <errno.h>
 #include <grp.h>
@@ -35,18 +36,13 @@
 #include "privsep.h"
 #include "quota.h"
 #include "rate.h"
+#include "reload.h"
 #include "secfile.h"
 #include "throttle.h"
 #include "tls.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
-
-static void on_hup(int signo)
-{
-    (void)signo;
-    log_request_reopen();
-}
 
 static void on_error(ss_server *srv, ss_request *req, int err)
 {
@@ -57,21 +53,21 @@ static void on_error(ss_server *srv, ss_request *req, int err)
         log_msg("server: %s", strerror(err));
 }
 
-/* The stop signals are the library's (ss_shutdown_on_signal); SIGHUP only
- * asks for the logs to be reopened, and SIGPIPE is ignored because
- * sendfile(2) on a data connection the client closed would raise it. */
-static int install_signals(ss_server *srv)
+/* The stop signals are the library's (ss_shutdown_on_signal); SIGHUP runs
+ * the reload in the loop's thread (ss_server_on_signal), and SIGPIPE is
+ * ignored because sendfile(2) on a data connection the client closed would
+ * raise it. */
+static int install_signals(ss_server *srv, const ftpd_config *cfg)
 {
     struct sigaction sa;
 
     if (ss_shutdown_on_signal(srv, SIGTERM) < 0 || ss_shutdown_on_signal(srv, SIGINT) < 0)
         return -1;
+    /* const dropped for the library's void *; reload_on_signal only reads. */
+    if (ss_server_on_signal(srv, SIGHUP, reload_on_signal, (void *)cfg) < 0)
+        return -1;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_hup;
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGHUP, &sa, NULL) < 0)
-        return -1;
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
     return sigaction(SIGPIPE, &sa, NULL);
@@ -289,6 +285,40 @@ static void implicit_stop(implicit_tls *it, bool main_stopped)
     it->srv = NULL;
 }
 
+/* --check-config: everything a start would read (the command line and the
+ * -c file were read already), checked without binding, opening the logs or
+ * changing user; then the effective settings on standard output. Problems
+ * are reported on standard error as one line naming the file and line, or
+ * the option. Returns the exit status. */
+static int check_config(const ftpd_config *cfg, int argc, char **argv)
+{
+    char tls_why[PATH_MAX + 256];
+
+    if (cfg->run_as[0] != '\0') {
+        struct passwd pw, *found = NULL;
+        char buf[4096];
+
+        if (getpwnam_r(cfg->run_as, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+            fprintf(stderr, FTPD_NAME ": --run-as: no such user: %s\n", cfg->run_as);
+            return EXIT_CONFIG;
+        }
+    }
+    if (check_root_files(cfg, argc, argv) < 0)
+        return EXIT_CONFIG;
+    if (auth_load(cfg->users) < 0)
+        return EXIT_CONFIG;
+    /* The certificate and key, loaded as a start would. */
+    if (tls_init(cfg, tls_why, sizeof(tls_why)) < 0) {
+        fprintf(stderr, FTPD_NAME ": %s\n", tls_why);
+        auth_free();
+        return EXIT_CONFIG;
+    }
+    tls_cleanup();
+    config_print(cfg, stdout);
+    auth_free();
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
     static ftpd_config cfg;
@@ -312,11 +342,16 @@ int main(int argc, char **argv)
         return 0;
     if (rc < 0)
         return EXIT_CONFIG;
+    if (cfg.check_config)
+        return check_config(&cfg, argc, argv);
     if (check_root_files(&cfg, argc, argv) < 0)
         return EXIT_CONFIG;
     if (auth_load(cfg.users) < 0)
         return EXIT_CONFIG;
-    if (log_open(cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
+    /* --syslog: connected now, before any session process chroots. */
+    if (cfg.syslog)
+        log_use_syslog(config_syslog_facility(cfg.syslog_facility));
+    if (log_open(cfg.syslog ? NULL : cfg.log, cfg.xferlog, &which, why, sizeof(why)) < 0) {
         fprintf(stderr, FTPD_NAME ": --%s: %s: %s\n",
                 which != NULL && strcmp(which, cfg.log) == 0 ? "log" : "xferlog",
                 which != NULL ? which : "?", why);
@@ -406,7 +441,7 @@ int main(int argc, char **argv)
         ss_server_free(srv);
         return EXIT_CONFIG;
     }
-    if (install_signals(srv) < 0) {
+    if (install_signals(srv, &cfg) < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
         ss_server_free(itls.srv);
         ss_server_free(srv);

@@ -358,6 +358,21 @@ SS_API void ss_shutdown_async(ss_server *srv);
  * with errno. */
 SS_API int ss_shutdown_on_signal(ss_server *srv, int signo);
 
+/* Run fn(srv, signo, ctx) in the serving loop's thread -- never in signal
+ * context -- after signal signo arrives (SIGHUP for a reload, say): the
+ * signal's handler only wakes the loop, which runs fn between requests (in
+ * sync mode after the running handler returns). Several signals of one
+ * kind before fn runs make one call. The handler is installed with
+ * SA_RESTART, so a handler's blocking calls go on; forked request children
+ * ignore signo, so a signal sent to the whole process group leaves them
+ * running. One server per signal; a later call replaces fn and ctx (and
+ * takes the signal over from ss_shutdown_on_signal). Call it before
+ * serving. ss_server_free gives the signal back its previous action.
+ * Returns 0, or -1 with errno (EINVAL: srv or fn NULL, or signo not a
+ * signal that can be caught). */
+SS_API int ss_server_on_signal(ss_server *srv, int signo,
+                               void (*fn)(ss_server *srv, int signo, void *ctx), void *ctx);
+
 /* Stop the server gracefully, from any thread but the loop's (a handler
  * of a threading or pool server may stop its own server):
  *   1. stop accepting (the loop is told to stop, as by ss_shutdown), and

@@ -217,6 +217,8 @@ struct ss_server {
 
     /* Graceful stop (ss_server_stop, or a stop signal with stop_grace >= 0). */
     int stopfd;                 /* eventfd, readable once a graceful stop began */
+    int sigfd;                  /* eventfd: a signal of ss_server_on_signal came;
+                                   -1 until the first such call */
     atomic_int stopping;        /* a graceful stop began (stopfd written) */
     atomic_int stop_cut;        /* a second stop request: cut at once */
     atomic_llong stop_deadline_ns; /* monotonic end of the grace */

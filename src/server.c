@@ -171,6 +171,7 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
     srv->deferred_fd = -1;
     srv->wakefd = -1;
     srv->stopfd = -1;
+    srv->sigfd = -1;
     srv->mode_wait_fd = -1;
     srv->mode_service_fd = -1;
     srv->mode = mode;
@@ -431,14 +432,20 @@ static void ignore_stop_signal(int signo)
     (void)signo;
 }
 
+static void add_hook_signals(sigset_t *set);
+
 int ss__block_stop_signals(sigset_t *old)
 {
     sigset_t set = stop_signals;
+    add_hook_signals(&set);
     return pthread_sigmask(SIG_BLOCK, &set, old) == 0 ? 0 : -1;
 }
 
+static void child_hook_signals(void);
+
 void ss__child_stop_signals(ss_server *srv)
 {
+    child_hook_signals();
     if (srv->opt.stop_grace < 0) {
         ss__reset_stop_signals();
         return;
@@ -454,6 +461,151 @@ void ss__child_stop_signals(ss_server *srv)
     for (int s = 1; s < NSIG; s++)
         if (sigismember(&stop_signals, s))
             sigaction(s, &sa, NULL);
+}
+
+/* ---- running a function on a signal (ss_server_on_signal) -------------- */
+
+/* One entry per signal. The handler only marks its signal pending and wakes
+ * the loop through srv->sigfd; the loop's thread runs fn (run_signal_hooks).
+ * fn and ctx are written before srv is published (release) and read after
+ * it is loaded (acquire). Changed only by the application's setup calls
+ * and by ss_server_free. */
+typedef struct signal_hook {
+    _Atomic(ss_server *) srv;
+    void (*fn)(ss_server *srv, int signo, void *ctx);
+    void *ctx;
+    atomic_int pending;
+    struct sigaction old; /* the action before the first hook */
+} signal_hook;
+
+static signal_hook signal_hooks[NSIG];
+/* The signals that have a hook; read by forked children and around fork. */
+static sigset_t hook_signals;
+/* Some hook's signal came: the loop looks at the entries only then. */
+static atomic_int hooks_pending;
+
+/* Async-signal-safe: atomic stores and a write(2). */
+static void on_hook_signal(int signo)
+{
+    atomic_fetch_add(&signal_in_flight, 1);
+    ss_server *srv = atomic_load(&signal_hooks[signo].srv);
+    if (srv != NULL) {
+        /* In this order: the loop clears hooks_pending before it looks at
+         * the entries, so a signal in between is seen on its next turn. */
+        atomic_store(&signal_hooks[signo].pending, 1);
+        atomic_store(&hooks_pending, 1);
+        uint64_t one = 1;
+        int saved = errno;
+        ssize_t w = write(srv->sigfd, &one, sizeof one);
+        (void)w; /* EAGAIN: the counter is non-zero, the loop will wake */
+        errno = saved;
+    }
+    atomic_fetch_sub(&signal_in_flight, 1);
+}
+
+int ss_server_on_signal(ss_server *srv, int signo, void (*fn)(ss_server *srv, int signo, void *ctx),
+                        void *ctx)
+{
+    struct sigaction sa, old;
+
+    if (srv == NULL || fn == NULL || signo <= 0 || signo >= NSIG || signo == SIGKILL ||
+        signo == SIGSTOP) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (srv->sigfd < 0) {
+        srv->sigfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (srv->sigfd < 0)
+            return -1;
+    }
+    signal_hook *h = &signal_hooks[signo];
+    atomic_store_explicit(&h->srv, NULL, memory_order_release);
+    h->fn = fn;
+    h->ctx = ctx;
+    atomic_store(&h->pending, 0);
+    atomic_store_explicit(&h->srv, srv, memory_order_release);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hook_signal;
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESTART: a handler's blocking calls go on as if nothing came. */
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(signo, &sa, &old) < 0) {
+        atomic_store(&h->srv, NULL);
+        return -1;
+    }
+    if (sigismember(&stop_signals, signo)) {
+        /* It stopped the server until now: this call takes it over, and
+         * ss_server_free gives it back what it did before either. */
+        h->old = stop_signals_old[signo];
+        sigdelset(&stop_signals, signo);
+        sigaddset(&hook_signals, signo);
+    } else if (!sigismember(&hook_signals, signo)) {
+        h->old = old;
+        sigaddset(&hook_signals, signo);
+    }
+    return 0;
+}
+
+/* In the loop's thread: run the functions whose signals came. */
+static void run_signal_hooks(ss_server *srv)
+{
+    if (srv->sigfd < 0 || atomic_load(&hooks_pending) == 0)
+        return;
+    atomic_store(&hooks_pending, 0);
+    uint64_t v;
+    while (read(srv->sigfd, &v, sizeof v) > 0)
+        ;
+    bool others = false;
+    for (int s = 1; s < NSIG; s++) {
+        signal_hook *h = &signal_hooks[s];
+        if (atomic_load_explicit(&h->srv, memory_order_acquire) != srv) {
+            others = others || atomic_load(&h->pending) != 0;
+            continue;
+        }
+        if (atomic_exchange(&h->pending, 0) != 0)
+            h->fn(srv, s, h->ctx);
+    }
+    if (others)
+        atomic_store(&hooks_pending, 1); /* another server's loop takes them */
+}
+
+/* ss_server_free: the signals hooked to srv get their old actions back. */
+static void unhook_signals(ss_server *srv)
+{
+    for (int s = 1; s < NSIG; s++) {
+        signal_hook *h = &signal_hooks[s];
+        ss_server *expected = srv;
+        if (atomic_compare_exchange_strong(&h->srv, &expected, NULL)) {
+            sigaction(s, &h->old, NULL);
+            sigdelset(&hook_signals, s);
+        }
+    }
+}
+
+static void add_hook_signals(sigset_t *set)
+{
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&hook_signals, s))
+            sigaddset(set, s);
+}
+
+/* A forked request child ignores the hooked signals, so that one sent to
+ * the whole process group (a reload) does not end its request. Caught
+ * rather than ignored, so that a program the handler executes gets the
+ * default action back; SA_RESTART, so that its calls go on. */
+static void child_hook_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int s = 1; s < NSIG; s++) {
+        if (sigismember(&hook_signals, s)) {
+            atomic_store(&signal_hooks[s].srv, NULL);
+            sigaction(s, &sa, NULL);
+        }
+    }
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -554,6 +706,7 @@ static int handle_request_noblock(ss_server *srv)
 
 static void service_actions(ss_server *srv)
 {
+    run_signal_hooks(srv); /* under load the loop may never wait */
     if (srv->mode->service != NULL)
         srv->mode->service(srv);
     if (srv->opt.service_actions != NULL)
@@ -576,9 +729,11 @@ static int wait_ready(ss_server *srv, int timeout_ms)
     } else {
         fd = srv->mode_wait_fd >= 0 ? srv->mode_wait_fd : srv->fd;
     }
-    int fds[3] = {fd, srv->wakefd, srv->mode_service_fd};
-    bool ready[3];
-    if (ss__poll(fds, ready, 3, timeout_ms) < 0) {
+    int fds[4] = {fd, srv->wakefd, srv->mode_service_fd, srv->sigfd};
+    bool ready[4];
+    int polled = ss__poll(fds, ready, 4, timeout_ms);
+    run_signal_hooks(srv);
+    if (polled < 0) {
         if (errno == EINTR)
             return 0; /* the caller looks at the clock and the flag */
         /* poll itself failed (ENOMEM; EBADF after a misuse): report it
@@ -954,6 +1109,7 @@ void ss_server_free(ss_server *srv)
     ss_server *expected = srv;
     if (atomic_compare_exchange_strong(&signal_target, &expected, NULL))
         restore_stop_signals(); /* no signal may reach freed memory */
+    unhook_signals(srv);
     /* A handler that loaded the target just before may still use it: wait
      * for it to leave (it runs a few instructions and system calls). */
     while (atomic_load(&signal_in_flight) != 0)
@@ -968,6 +1124,7 @@ void ss_server_free(ss_server *srv)
     ss__request_free(srv->loop_req);
     ss__close(srv->wakefd);
     ss__close(srv->stopfd);
+    ss__close(srv->sigfd);
     free(srv->address);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
