@@ -365,7 +365,10 @@ SS_API int ss_shutdown_on_signal(ss_server *srv, int signo);
  * kind before fn runs make one call. The handler is installed with
  * SA_RESTART, so a handler's blocking calls go on; forked request children
  * ignore signo, so a signal sent to the whole process group leaves them
- * running. One server per signal; a later call replaces fn and ctx (and
+ * running. With workers (pre-fork), the supervisor passes signo on to
+ * every worker and each worker's loop runs fn; a signal sent to the whole
+ * process group so reaches a worker twice, which a reload shrugs off.
+ * One server per signal; a later call replaces fn and ctx (and
  * takes the signal over from ss_shutdown_on_signal). Call it before
  * serving. ss_server_free gives the signal back its previous action.
  * Returns 0, or -1 with errno (EINVAL: srv or fn NULL, or signo not a

@@ -318,6 +318,15 @@ bool ss__proxy_trusted(const ss__proxy *p, const struct sockaddr *sa, socklen_t 
  * reported through handle_error where worth it). */
 int ss__proxy_accept(ss_server *srv, ss_request *req);
 
+/* server.c, for the pre-fork supervisor: the signals of
+ * ss_server_on_signal that came are handed to pass (the supervisor sends
+ * them on to its workers, whose loops run the functions); whether signo
+ * has a function for srv; a worker's own descriptor for those signals
+ * (the supervisor's is shared across fork). */
+void ss__pass_signal_hooks(ss_server *srv, void (*pass)(ss_server *srv, int signo));
+bool ss__signal_hooked(const ss_server *srv, int signo);
+int ss__renew_sigfd(ss_server *srv);
+
 /* prefork.c: N worker processes with SO_REUSEPORT sockets. */
 /* After the first socket is open (srv->fd): open the others and take the
  * configured mode aside (the supervisor runs no mode). Returns 0 or -1. */

@@ -207,8 +207,13 @@ static void worker_main(ss_server *srv, unsigned i, double poll_interval, const 
      * stop, whose grace the supervisor ends with a second SIGTERM. */
     static const int group_signals[] = {SIGINT, SIGQUIT, SIGHUP};
     bool ignore[sizeof group_signals / sizeof group_signals[0]];
+    /* A signal of ss_server_on_signal keeps its hook: the supervisor sends
+     * it on, and this worker's loop runs the function. */
     for (size_t k = 0; k < sizeof group_signals / sizeof group_signals[0]; k++)
-        ignore[k] = caught(group_signals[k]); /* before the reset below */
+        ignore[k] = caught(group_signals[k]) && /* before the reset below */
+                    !ss__signal_hooked(srv, group_signals[k]);
+    if (ss__renew_sigfd(srv) < 0)
+        _exit(3);
     ss__reset_stop_signals();
     for (size_t k = 0; k < sizeof group_signals / sizeof group_signals[0]; k++)
         if (ignore[k])
@@ -318,11 +323,21 @@ static unsigned reap(ss_server *srv, bool stopping, bool *clean_exit)
     return k;
 }
 
-/* Wait up to timeout_ms for a worker to end or a stop request. */
+static void signal_workers(const ss__prefork *pf, int signo);
+
+/* A signal of ss_server_on_signal that came to the supervisor: the workers
+ * run the function, each in its loop. */
+static void pass_to_workers(ss_server *srv, int signo)
+{
+    signal_workers(srv->prefork, signo);
+}
+
+/* Wait up to timeout_ms for a worker to end, a stop request or a signal of
+ * ss_server_on_signal (passed on to the workers). */
 static void wait_event(ss_server *srv, int timeout_ms)
 {
     ss__prefork *pf = srv->prefork;
-    struct pollfd *p = malloc((pf->n + 1) * sizeof *p);
+    struct pollfd *p = malloc((pf->n + 2) * sizeof *p);
     nfds_t k = 0;
     bool all_pidfds = true;
 
@@ -333,6 +348,7 @@ static void wait_event(ss_server *srv, int timeout_ms)
         return;
     }
     p[k++] = (struct pollfd){.fd = srv->wakefd, .events = POLLIN, .revents = 0};
+    p[k++] = (struct pollfd){.fd = srv->sigfd, .events = POLLIN, .revents = 0};
     for (unsigned i = 0; i < pf->n; i++) {
         if (pf->w[i].pid <= 0)
             continue;
@@ -350,6 +366,7 @@ static void wait_event(ss_server *srv, int timeout_ms)
             ;
         atomic_store_explicit(&srv->stop, 1, memory_order_release);
     }
+    ss__pass_signal_hooks(srv, pass_to_workers);
     free(p);
 }
 

@@ -546,8 +546,9 @@ int ss_server_on_signal(ss_server *srv, int signo, void (*fn)(ss_server *srv, in
     return 0;
 }
 
-/* In the loop's thread: run the functions whose signals came. */
-static void run_signal_hooks(ss_server *srv)
+/* The hooked signals of srv that came: each is given to pass, or, with
+ * pass NULL, its function runs here. */
+static void signal_hooks_due(ss_server *srv, void (*pass)(ss_server *srv, int signo))
 {
     if (srv->sigfd < 0 || atomic_load(&hooks_pending) == 0)
         return;
@@ -562,11 +563,40 @@ static void run_signal_hooks(ss_server *srv)
             others = others || atomic_load(&h->pending) != 0;
             continue;
         }
-        if (atomic_exchange(&h->pending, 0) != 0)
+        if (atomic_exchange(&h->pending, 0) == 0)
+            continue;
+        if (pass != NULL)
+            pass(srv, s);
+        else
             h->fn(srv, s, h->ctx);
     }
     if (others)
         atomic_store(&hooks_pending, 1); /* another server's loop takes them */
+}
+
+/* In the loop's thread: run the functions whose signals came. */
+static void run_signal_hooks(ss_server *srv)
+{
+    signal_hooks_due(srv, NULL);
+}
+
+void ss__pass_signal_hooks(ss_server *srv, void (*pass)(ss_server *srv, int signo))
+{
+    signal_hooks_due(srv, pass);
+}
+
+bool ss__signal_hooked(const ss_server *srv, int signo)
+{
+    return signo > 0 && signo < NSIG && atomic_load(&signal_hooks[signo].srv) == srv;
+}
+
+int ss__renew_sigfd(ss_server *srv)
+{
+    if (srv->sigfd < 0)
+        return 0;
+    ss__close(srv->sigfd);
+    srv->sigfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return srv->sigfd < 0 ? -1 : 0;
 }
 
 /* ss_server_free: the signals hooked to srv get their old actions back. */

@@ -376,6 +376,59 @@ static void test_signal_stop(void **state)
     tu_server_free(srv);
 }
 
+/* ss_server_on_signal with workers: the signal sent to the supervisor
+ * reaches every worker, and each worker's loop runs the function (which
+ * writes its pid to a pipe). */
+static int hook_pipe[2] = {-1, -1};
+
+static void on_usr1(ss_server *srv, int signo, void *ctx)
+{
+    (void)srv;
+    (void)ctx;
+    long pid = signo == SIGUSR1 ? (long)getpid() : -1;
+    ssize_t w = write(hook_pipe[1], &pid, sizeof pid);
+    (void)w;
+}
+
+static void test_signal_hook_runs_in_workers(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(hook_pipe), 0);
+    ss_server *srv = prefork_server(SS_MODE_THREADING, 2);
+    assert_non_null(srv);
+    pid_t sup = fork();
+    if (sup == 0) {
+        alarm(TU_CHILD_LIFE_S);
+        if (ss_shutdown_on_signal(srv, SIGTERM) < 0 ||
+            ss_server_on_signal(srv, SIGUSR1, on_usr1, NULL) < 0)
+            _exit(2);
+        _exit(ss_serve_forever(srv, 0.05) == 0 ? 0 : 1);
+    }
+    assert_true(sup > 0);
+    long pids[MAX_PIDS];
+    size_t n = 0;
+    for (int i = 0; i < 200 && n < 2; i++) {
+        long pid = one(srv);
+        assert_true(pid > 0);
+        if (!seen(pids, n, pid))
+            pids[n++] = pid;
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(kill(sup, SIGUSR1), 0);
+    long ran[2];
+    for (size_t i = 0; i < 2; i++) {
+        struct pollfd p = {.fd = hook_pipe[0], .events = POLLIN, .revents = 0};
+        assert_int_equal(poll(&p, 1, TU_WAIT_MS), 1);
+        assert_int_equal(read(hook_pipe[0], &ran[i], sizeof ran[i]), (ssize_t)sizeof ran[i]);
+        assert_true(seen(pids, n, ran[i]));
+    }
+    assert_true(ran[0] != ran[1]);
+    assert_int_equal(stop_process(sup), 0);
+    close(hook_pipe[0]);
+    close(hook_pipe[1]);
+    tu_server_free(srv);
+}
+
 static void test_worker_stops_all(void **state)
 {
     (void)state;
@@ -444,11 +497,17 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_options),          TU_TEST(test_spread_sync),
-        TU_TEST(test_spread_threading), TU_TEST(test_spread_pool),
-        TU_TEST(test_spread_forking),   TU_TEST(test_spread_datagram),
-        TU_TEST(test_restart),          TU_TEST(test_graceful_stop),
-        TU_TEST(test_signal_stop),      TU_TEST(test_worker_stops_all),
+        TU_TEST(test_options),
+        TU_TEST(test_spread_sync),
+        TU_TEST(test_spread_threading),
+        TU_TEST(test_spread_pool),
+        TU_TEST(test_spread_forking),
+        TU_TEST(test_spread_datagram),
+        TU_TEST(test_restart),
+        TU_TEST(test_graceful_stop),
+        TU_TEST(test_signal_stop),
+        TU_TEST(test_worker_stops_all),
+        TU_TEST(test_signal_hook_runs_in_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
