@@ -50,7 +50,7 @@ enum {
     READ_TIMEOUT = -2,  /* no whole line within the wait */
     READ_SHUTDOWN = -3, /* the server is stopping */
     READ_TOO_LONG = -4, /* a line over FTPD_LINE_MAX was discarded */
-    READ_NUL = -5       /* the line held a NUL byte or a bare CR */
+    READ_NUL = -5       /* the line held a NUL byte */
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -351,9 +351,9 @@ static int finish_line(session *s, size_t len)
     s->line[len] = '\0';
     if (len > FTPD_LINE_MAX)
         return READ_TOO_LONG;
-    /* A CR inside a line is no line end (RFC 854 allows CR only before LF
-     * or NUL): refused like NUL, so no command carries one. */
-    if (memchr(s->line, '\0', len) != NULL || memchr(s->line, '\r', len) != NULL)
+    /* A CR inside the line stays: it may name an existing file, and the
+     * commands that make names refuse it (553). */
+    if (memchr(s->line, '\0', len) != NULL)
         return READ_NUL;
     return READ_LINE;
 }
@@ -432,7 +432,7 @@ static ctrl_event next_event(session *s, int timeout_ms, bool watch_stop)
         reply(s, 500, "Line too long.");
         return CTRL_NONE;
     case READ_NUL:
-        reply(s, 501, "NUL byte or bare CR in command.");
+        reply(s, 501, "NUL byte in command.");
         return CTRL_NONE;
     case READ_TIMEOUT:
         return CTRL_TIMEOUT;

@@ -4,7 +4,7 @@
  * Replies double every 0xff byte (telnet IAC) and never carry CR, LF or
  * NUL from their text. A command line loses its CRLF and the telnet
  * commands some clients send around ABOR; an over-long line is answered
- * with 500, a line with a NUL byte or a bare CR with 501, and a connection that ends
+ * with 500, a line with a NUL byte with 501, and a connection that ends
  * makes the session quit - once, here, for every place that reads a line
  * (the command loop, the transfer loop, the wait for a data connection).
  */
