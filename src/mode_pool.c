@@ -209,12 +209,18 @@ static void *stream_worker(void *p)
             backoff_ms = 0;
             atomic_store(&st->accept_reported, false);
         }
-        if (got == 1 && ss__admit_request(srv, own) < 0)
-            got = 0; /* turned away, and shut down */
         pthread_mutex_lock(&st->mu);
         st->nidle--;
         if (!st->accepting && st->nidle == 0)
             pthread_cond_broadcast(&st->idle_cv);
+        if (got == 1) {
+            /* Done with the listening socket: serve_end need not wait for
+             * the hooks (verify_request may even stop the server). */
+            pthread_mutex_unlock(&st->mu);
+            if (ss__admit_request(srv, own) < 0)
+                got = 0; /* turned away, and shut down */
+            pthread_mutex_lock(&st->mu);
+        }
         if (got != 1) {
             ss__request_reset(own);
             if (got < 0) {

@@ -56,6 +56,7 @@ typedef struct thread_state {
     int ctlfd;                /* eventfd, readable while accepting is off */
     int efd;                  /* eventfd: the loop waits for a spare to start */
     bool loop_waiting;        /* ... and wants efd written */
+    bool closing;             /* free began: nothing more starts */
     int slot_fd[SPARE_SLOTS]; /* the spares' epoll sets */
     unsigned slot_free[SPARE_SLOTS];
     unsigned nslot_free;
@@ -325,10 +326,10 @@ static void *request_thread(void *p)
 }
 
 /* Put a request a spare accepted (admitted, counted) on the list of running
- * ones (st->mu held), before the spare gives its place back, so that
- * serve_end, cut and free all see it. Returns whether to serve it: a
- * stopping server starts no request (it stopped accepting), which is closed
- * unserved, as one still in the kernel's backlog would be. */
+ * ones (st->mu held), where the cut and free find it. Returns whether to
+ * serve it: neither a stopping server (it stopped accepting) nor one being
+ * freed starts a request; it is closed unserved, as one still in the
+ * kernel's backlog would be. */
 static bool relay_publish_locked(ss_server *srv, thread_state *st, ss_request *req)
 {
     ext(req)->prev = NULL;
@@ -336,7 +337,7 @@ static bool relay_publish_locked(ss_server *srv, thread_state *st, ss_request *r
     if (st->live != NULL)
         ext(st->live)->prev = req;
     st->live = req;
-    return !ss__stopping(srv) && !atomic_load(&srv->aborting);
+    return !ss__stopping(srv) && !st->closing;
 }
 
 /* A spare: wait to accept, hand the role on, serve, and again, while the
@@ -381,16 +382,24 @@ static void *relay_thread(void *p)
             backoff_ms = 0;
             atomic_store(&st->accept_reported, false);
         }
-        if (got == 1 && ss__admit_request(srv, req) < 0)
-            got = 0; /* turned away, and shut down */
-        if (got == 1)
-            ss__active_begin(srv);
         pthread_mutex_lock(&st->mu);
-        bool serve = got == 1 && relay_publish_locked(srv, st, req);
         st->slot_free[st->nslot_free++] = slot;
         st->nslot_held--;
         if (st->nslot_held == 0)
             pthread_cond_broadcast(&st->cv); /* serve_end may wait */
+        bool serve = false;
+        if (got == 1) {
+            /* Done with the listening socket: serve_end need not wait for
+             * the hooks (verify_request may even stop the server). */
+            pthread_mutex_unlock(&st->mu);
+            if (ss__admit_request(srv, req) < 0)
+                got = 0; /* turned away, and shut down */
+            else
+                ss__active_begin(srv);
+            pthread_mutex_lock(&st->mu);
+            if (got == 1)
+                serve = relay_publish_locked(srv, st, req);
+        }
         if (got != 1) {
             ss__request_reset(req);
             if (got < 0) {
@@ -558,6 +567,7 @@ static void thread_destroy(ss_server *srv)
     /* Daemon threads still use the server: outwait them before freeing,
      * cutting their connections so that none waits on an idle client. */
     pthread_mutex_lock(&st->mu);
+    st->closing = true;
     if (st->live != NULL)
         atomic_store(&srv->aborting, true);
     for (ss_request *r = st->live; r != NULL; r = ext(r)->next)
