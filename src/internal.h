@@ -25,8 +25,9 @@
 #define SS__BACKOFF_MAX_MS 500      /* ... doubling up to this */
 #define SS__STOP_STEP 0.02          /* graceful stop: look for a second stop this often */
 #define SS__STOP_AFTER_CUT 2.0      /* ... and wait this long for requests after the cut */
-#define SS__POOL_TAKEOVER_MS 2      /* pool: a connection no worker waited for gets
-                                       this long before the loop queues it */
+#define SS__TAKEOVER_MS 2           /* a connection no accepting thread waited for
+                                       gets this long before the loop steps in
+                                       (pool: queues it; threading: starts a spare) */
 
 /* The peer a request counts against (limits.c): an IPv4 address, or an
  * IPv6 address cut to the server's peer_prefix6 bits. */

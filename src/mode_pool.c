@@ -382,7 +382,7 @@ fail:
  * waited in epoll_wait. Usually one is about to (it is closing its last
  * connection), and taking the connection over would only add a hand-off.
  * So the loop takes over only when no worker has come back to accepting for
- * SS__POOL_TAKEOVER_MS (every worker is really busy), and then at once
+ * SS__TAKEOVER_MS (every worker is really busy), and then at once
  * until one comes back. Returns whether the loop should accept now. */
 static bool takeover_due(ss_server *srv, pool_state *st)
 {
@@ -391,7 +391,7 @@ static bool takeover_due(ss_server *srv, pool_state *st)
         st->takeover_hot = false;
         int fds[1] = {srv->wakefd};
         bool ready[1];
-        if (ss__poll(fds, ready, 1, SS__POOL_TAKEOVER_MS) != 0)
+        if (ss__poll(fds, ready, 1, SS__TAKEOVER_MS) != 0)
             return false; /* a stop, or a signal: the loop looks again */
         unsigned now = atomic_load(&st->idle_gen);
         if (now != gen)

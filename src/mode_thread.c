@@ -200,7 +200,7 @@ static void wake_loop_locked(thread_state *st)
 /* Spares accept: the loop's set turned readable (a connection found no
  * spare waiting), or a spare it started has taken its place. The loop starts
  * a spare when there is none at all, or when none has come back to
- * accepting for SS__POOL_TAKEOVER_MS (every one is busy); otherwise the
+ * accepting for SS__TAKEOVER_MS (every one is busy); otherwise the
  * spares take the connection. The loop never accepts itself. */
 static ss_request *relay_acquire(ss_server *srv, thread_state *st)
 {
@@ -220,7 +220,7 @@ static ss_request *relay_acquire(ss_server *srv, thread_state *st)
         unsigned gen = atomic_load(&st->slot_gen);
         int fds[1] = {srv->wakefd};
         bool ready[1];
-        if (ss__poll(fds, ready, 1, SS__POOL_TAKEOVER_MS) != 0)
+        if (ss__poll(fds, ready, 1, SS__TAKEOVER_MS) != 0)
             return NULL;
         if (atomic_load(&st->slot_gen) != gen)
             return NULL; /* a spare came back: it accepts */
