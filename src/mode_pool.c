@@ -13,12 +13,13 @@
  * Stream servers under ss_serve_forever: the workers accept themselves
  * (relay.c), as workers blocked in accept() on a shared socket do, with no
  * hand-off on the way; the worker that accepts a connection serves it. The
- * loop only takes over accepting while every worker is busy, into the same
- * queue and with the same policy: an idle worker takes the queue's requests
- * before it accepts again, and the loop stops accepting as soon as a worker
- * is idle. So the queue and its policy mean what they meant; they are off
- * the path of a server that has a worker to spare. ss_handle_request (one
- * request at a time) keeps the hand-off.
+ * loop only takes over accepting while every worker is busy (no worker
+ * waited for a connection, and none came back to accepting for
+ * SS__TAKEOVER_MS), into the same queue and with the same policy: a worker
+ * takes the queue's requests before it accepts again, and the loop stops as
+ * soon as one comes back. So the queue and its policy mean what they meant;
+ * they are off the path of a server that has a worker to spare.
+ * ss_handle_request (one request at a time) keeps the hand-off.
  */
 #include <errno.h>
 #include <math.h>
@@ -51,7 +52,7 @@ typedef struct pool_state {
     bool relay;            /* a stream server: workers may accept */
     bool accepting;        /* ss_serve_forever runs: workers accept */
     unsigned nidle;        /* workers between taking the accepting role and
-                              the admission of what they accepted */
+                              the end of their accept */
     int ctlfd;             /* eventfd, readable while accepting is off */
     int qfd;               /* eventfd (semaphore): a request was queued */
     int *epfd;             /* each worker's epoll set */
