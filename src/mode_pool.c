@@ -206,7 +206,7 @@ static void *stream_worker(void *p)
         bool timed_out;
         int got = ss__relay_accept(srv, epfd, st->qfd, -1, own, &timed_out);
         int err = errno;
-        if (got == 1 && backoff_ms > 0) {
+        if (got >= 0 && backoff_ms > 0) { /* no error: the episode is over */
             backoff_ms = 0;
             atomic_store(&st->accept_reported, false);
         }

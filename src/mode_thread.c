@@ -12,8 +12,8 @@
  * under load a request costs no thread creation: the finished thread takes
  * the next connection. The loop only starts a spare when a connection finds
  * none (its own epoll set is registered after the spares', see relay.c).
- * These threads are detached and counted (nthreads); close and free wait
- * for the count.
+ * These threads are counted (nthreads) and joined: the loop joins those
+ * that ended, close and free wait for the count and join the rest.
  *
  * ss_handle_request and datagram servers keep the original way: the loop
  * takes the request and starts a thread for it. Threads whose requests
@@ -208,6 +208,19 @@ static ss_request *relay_acquire(ss_server *srv, thread_state *st)
     int waited = srv->mode_wait_fd;
 
     srv->mode_wait_fd = st->loop_epfd;
+    if (atomic_load(&st->accept_reported)) {
+        /* The spares cannot accept (out of descriptors) and pause; a
+         * connection that waits meanwhile must not make the loop start
+         * spares or turn: it pauses as well (reported already). */
+        srv->mode_wait_fd = -1;
+        srv->backoff_reported = true;
+        errno = EMFILE;
+        return NULL;
+    }
+    if (srv->backoff_ms > 0) {
+        srv->backoff_ms = 0; /* the episode is over */
+        srv->backoff_reported = false;
+    }
     if (waited == st->efd) {
         ssize_t r = read(st->efd, &v, sizeof v);
         (void)r;
@@ -283,6 +296,24 @@ static void thread_unpublish(ss_server *srv, ss_request *req)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* A joinable thread about to end puts itself on the list of finished
+ * threads (st->mu held), which join_done empties. */
+static void add_done_locked(thread_state *st)
+{
+    if (st->ndone == st->done_cap) {
+        size_t cap = st->done_cap ? st->done_cap * 2 : 16;
+        pthread_t *d = realloc(st->done, cap * sizeof *d);
+        if (d != NULL) {
+            st->done = d;
+            st->done_cap = cap;
+        }
+    }
+    if (st->ndone < st->done_cap)
+        st->done[st->ndone++] = pthread_self();
+    else
+        pthread_detach(pthread_self()); /* out of memory: nobody will join */
+}
+
 static void *request_thread(void *p)
 {
     thread_arg *arg = p;
@@ -306,20 +337,8 @@ static void *request_thread(void *p)
     ss__request_free(req);
 
     pthread_mutex_lock(&st->mu);
-    if (joinable) {
-        if (st->ndone == st->done_cap) {
-            size_t cap = st->done_cap ? st->done_cap * 2 : 16;
-            pthread_t *d = realloc(st->done, cap * sizeof *d);
-            if (d != NULL) {
-                st->done = d;
-                st->done_cap = cap;
-            }
-        }
-        if (st->ndone < st->done_cap)
-            st->done[st->ndone++] = pthread_self();
-        else
-            pthread_detach(pthread_self()); /* out of memory: nobody will join */
-    }
+    if (joinable)
+        add_done_locked(st);
     pthread_mutex_unlock(&st->mu);
     ss__active_end(srv); /* the last touch of srv: free may follow at once */
     return NULL;
@@ -378,7 +397,7 @@ static void *relay_thread(void *p)
         bool timed_out;
         int got = ss__relay_accept(srv, st->slot_fd[slot], -1, SPARE_IDLE_MS, req, &timed_out);
         int err = errno;
-        if (got == 1 && backoff_ms > 0) {
+        if (got >= 0 && backoff_ms > 0) { /* no error: the episode is over */
             backoff_ms = 0;
             atomic_store(&st->accept_reported, false);
         }
@@ -430,6 +449,10 @@ static void *relay_thread(void *p)
     free(req->in); /* the buffers are the heap's; the object is not */
     free(req->out);
     pthread_mutex_lock(&st->mu);
+    /* Joined, not detached: a join waits for the thread's end, its
+     * thread-local destructors included (a library the handler used may
+     * free its per-thread state there), before close or free returns. */
+    add_done_locked(st);
     if (--st->nthreads == 0)
         pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu); /* the last touch of the server */
@@ -440,7 +463,7 @@ static void *relay_thread(void *p)
 static int spawn_spare(ss_server *srv, thread_state *st)
 {
     pthread_t tid;
-    int err = pthread_create(&tid, &st->attr_detached, relay_thread, srv);
+    int err = pthread_create(&tid, &st->attr_joinable, relay_thread, srv);
     if (err == 0) {
         st->nstarting++;
         st->nthreads++;
@@ -494,8 +517,9 @@ static int thread_process(ss_server *srv, ss_request *req)
 /* Join what ended (each loop turn, and after a drain). */
 static void thread_service(ss_server *srv)
 {
-    if (tracked(srv))
-        join_done(state(srv));
+    thread_state *st = state(srv);
+    if (tracked(srv) || st->relay)
+        join_done(st); /* spares that ended are joined too */
 }
 
 /* Wait until no spare thread is left (they end after their request once
