@@ -5,6 +5,7 @@
 #   make run             start sockserv-ftpd on 127.0.0.1:2121 (sample folder)
 #   make run-udp         start udp-upper-server on 127.0.0.1:8003
 #   make bench           side-by-side benchmarks (QUICK=1: one short round)
+#   make scale-test      10,000 concurrent connections in threading mode
 #   make lint            clang-format (check only) and clang-tidy
 #   make fault           failure injection over the example servers and sockserv-ftpd
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer over every parser of untrusted input
@@ -79,7 +80,7 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:tests/unit/%.c=$(BUILD)/obj/tests/%.o)
 # a sanitizer runtime replaces malloc itself and must come first.
 FAULT_LIB := $(if $(SANITIZE),,$(BUILD)/tests/libfaultinject.so)
 
-.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned \
+.PHONY: all lib examples ftpd bench-bin test unit e2e run run-udp bench install uninstall clean deps check-banned scale-test \
         lint fault
 .SECONDARY:
 .SECONDEXPANSION:
@@ -171,6 +172,11 @@ unit: all $(TEST_BIN)
 
 e2e: all
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) E2E_ONLY=1 sh scripts/run-tests.sh
+
+# 10,000 concurrent connections in threading mode (tests/e2e/test_10k_threading.py).
+scale-test: all bench-bin
+	@SOCKSERV_SCALE=1 SOCKSERV_BIN=$$(cd $(BUILD)/bin && pwd) SANITIZE=$(SANITIZE) \
+	    python3 tests/e2e/test_10k_threading.py
 
 fault: all $(FAULT_LIB)
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) FAULT_ONLY=1 sh scripts/run-tests.sh

@@ -57,12 +57,48 @@ typedef enum ss_socktype {
 /* How requests run (Python's mix-ins, plus a bounded pool). */
 typedef enum ss_mode {
     SS_MODE_SYNC = 0,  /* one at a time, in the serving thread */
-    SS_MODE_THREADING, /* a new thread per request (ThreadingMixIn) */
+    SS_MODE_THREADING, /* a thread per request (ThreadingMixIn); a thread
+                          whose request ended takes the next one */
     SS_MODE_FORKING,   /* a new process per request (ForkingMixIn) */
-    SS_MODE_POOL       /* a fixed set of worker threads fed by a bounded queue */
+    SS_MODE_POOL       /* a fixed set of worker threads and a bounded queue */
 } ss_mode;
 
-/* What the pool does when its queue is full. */
+/*
+ * Who accepts a stream connection. In sync and forking mode, and under
+ * ss_handle_request in every mode, the serving thread does (Python's way).
+ * Under ss_serve_forever, a stream server in threading or pool mode lets its
+ * own threads accept, as hand-written servers of those strategies do:
+ *
+ *   threading  threads waiting for a connection ("spares") accept it; the
+ *              one that takes a connection starts a new spare when fewer
+ *              than two are left, then serves the connection; a thread whose
+ *              request ended waits up to 2 s for the next one (at most 16
+ *              wait at a time) before it ends. A request normally costs no
+ *              thread creation, and accepting never waits for one thread
+ *              that must win the processor against every busy one.
+ *   pool       every idle worker waits for a connection and serves the one
+ *              it takes; no connection is handed from thread to thread.
+ *
+ * The kernel wakes one waiting thread per connection (epoll with
+ * EPOLLEXCLUSIVE; Linux 4.5, older kernels keep the serving thread
+ * accepting). In those modes verify_request, the connection limits and the
+ * reject hook run in the thread that accepted, so they may run in several
+ * threads at once, and service_actions runs at least every poll_interval
+ * rather than after each request.
+ *
+ * The pool's queue and its policy keep their meaning: the requests in
+ * flight are at most pool_workers + pool_queue. While every worker is busy
+ * (none has come back to accepting for 2 ms), the serving thread takes over
+ * accepting and queues connections for the workers as before; a worker takes
+ * the queued ones before it accepts again, and the serving thread stops as
+ * soon as one is idle. So SS_POOL_WAIT leaves further connections in the
+ * listen backlog once pool_queue are queued, and SS_POOL_REJECT turns them
+ * away through the reject hook (reason SS_REJECT_QUEUE_FULL), exactly when
+ * pool_workers requests run and pool_queue wait. Datagram servers hand every
+ * datagram to the workers through the queue.
+ */
+
+/* What the pool does when its queue is full (see above). */
 typedef enum ss_pool_full {
     SS_POOL_WAIT = 0, /* stop taking requests until a slot frees: back-pressure
                          into the kernel's listen backlog / socket buffer */
@@ -166,7 +202,9 @@ typedef struct ss_options {
                                    loop waits for one to exit; default 40 */
     unsigned pool_workers;      /* pool: worker threads; default 8 */
     unsigned pool_queue;        /* pool: queued requests beyond the busy
-                                   workers; default 64 */
+                                   workers; default 64 (stream servers queue
+                                   only while every worker is busy, see
+                                   "Who accepts") */
     ss_pool_full pool_full;     /* pool: policy when the queue is full */
     size_t thread_stack_size;   /* threading/pool: bytes per thread stack;
                                    0 = 512 KiB (default) */
@@ -184,8 +222,11 @@ typedef struct ss_options {
                                    with EADDRINUSE after every crash) */
 
     /* Hooks (Python's overridable BaseServer methods). NULL = default. */
-    /* Runs in the serving thread before process_request; false rejects the
-     * request, which is then shut down (closed) without a handler. */
+    /* Runs in the thread that took the request, before process_request
+     * (the serving thread; a pool worker or a spare thread of a threading
+     * stream server under ss_serve_forever, see "Who accepts": then in
+     * several threads at once); false rejects the request, which is then
+     * shut down (closed) without a handler. */
     bool (*verify_request)(ss_request *req);
     /* Called when a handler returns SS_ERROR, when a request cannot be
      * started (thread or process creation failed), and for server-level
@@ -194,16 +235,18 @@ typedef struct ss_options {
     void (*handle_error)(ss_server *srv, ss_request *req, int err);
     /* Called by ss_handle_request() when the timeout passes. */
     void (*handle_timeout)(ss_server *srv);
-    /* Called once per turn of the serve loop (after each request, and at
-     * least every poll_interval). */
+    /* Called once per turn of the serve loop (after each request the loop
+     * takes, and at least every poll_interval; a threading or pool stream
+     * server's threads accept without the loop, see "Who accepts"). */
     void (*service_actions)(ss_server *srv);
-    /* Called in the serving thread for each request turned away before a
-     * handler runs: the pool's queue is full (pool + SS_POOL_REJECT), or
+    /* Called in the thread that took the request (as verify_request) for
+     * each request turned away before a handler runs: the pool's queue is full (pool + SS_POOL_REJECT), or
      * max_connections or max_per_peer is reached (every mode). It may write
      * a last word (a stream: "421 Too many connections\r\n"; a datagram:
      * ss_reply or ss_write, sent at once); then the connection is shut down
      * and closed, or the datagram dropped. ss_request_reject_reason tells
-     * why. It should not wait long: the loop waits for it. */
+     * why. It should not wait long: the thread that took the request (the
+     * loop, or a thread that accepts) waits for it. */
     void (*reject)(ss_request *req);
     /* Called after the socket is made and the options above are applied,
      * before bind(): set further socket options here (SO_RCVBUF, IPV6_V6ONLY

@@ -29,6 +29,9 @@
 #define SS__PROXY_V1_MAX 107        /* PROXY v1: the longest header, CRLF included */
 #define SS__PROXY_V2_MAX (16 + 4096) /* PROXY v2: the longest header we take */
 #define SS__WORKERS_MAX 1024        /* pre-fork: most worker processes */
+#define SS__TAKEOVER_MS 2           /* a connection no accepting thread waited for
+                                       gets this long before the loop steps in
+                                       (pool: queues it; threading: starts a spare) */
 
 /* The peer a request counts against (limits.c): an IPv4 address, or an
  * IPv6 address cut to the server's peer_prefix6 bits. */
@@ -147,6 +150,12 @@ typedef struct ss__mode {
     /* A graceful stop's cut: shut down the input of every running request
      * (SHUT_RD) so that its handler sees the end of input and ends. */
     void (*cut)(ss_server *srv);
+    /* ss_serve_forever begins and ends (NULL: nothing to do). Pool and
+     * threading stream servers let their threads accept on the listening
+     * socket themselves between the two; serve_end returns once no thread
+     * of the mode will call accept again until the next serve_begin. */
+    void (*serve_begin)(ss_server *srv);
+    void (*serve_end)(ss_server *srv);
 } ss__mode;
 
 /* The requests running now, in every mode: a count, and a condition
@@ -258,6 +267,41 @@ unsigned ss__active_now(ss_server *srv);
 /* Wait until at most `left` requests run, or the timeout (seconds, < 0:
  * none) passes. Returns 0, or -1 with ETIMEDOUT. */
 int ss__active_wait(ss_server *srv, unsigned left, double timeout);
+
+/* server.c: after get_request, in the thread that took the request:
+ * verify_request, then the connection accounting (over a limit: the reject
+ * hook). Returns 0 when the request is to be processed, -1 when it was
+ * turned away and shut down (the mode releases the object). */
+int ss__admit_request(ss_server *srv, ss_request *req);
+
+/* relay.c: threads that accept on a stream server's listening socket
+ * themselves (pool workers, threading mode's spare threads). Each waits in
+ * an epoll set of its own that holds the listening socket with
+ * EPOLLEXCLUSIVE (one waiter is woken per connection, as for threads
+ * blocked in accept) and the mode's control eventfd (readable while
+ * accepting is off: wakes every waiter), and optionally a wake eventfd
+ * (EPOLLEXCLUSIVE: wakes one); -1 leaves either out.
+ *
+ * The kernel offers a connection to the exclusive waiters in the order their
+ * sets were made, and passes over a set nobody waits in with epoll_wait (it
+ * only marks it ready). So a set made after the threads' sets, which the
+ * serve loop watches with poll(), turns readable only when no thread was
+ * waiting to accept: the loop learns that it must take over accepting at no
+ * cost to the threads. Returns the epoll descriptor, or -1 (errno; EINVAL
+ * without EPOLLEXCLUSIVE, before Linux 4.5: the mode then hands off). */
+int ss__relay_epoll(ss_server *srv, int ctlfd, int wakefd);
+/* Wait in epfd up to timeout_ms (< 0: no limit) and accept a connection
+ * into req. Returns 1 with a request, 0 when woken without one (the
+ * control or wake descriptor, a timeout, a connection someone else took;
+ * *timed_out tells a timeout), -1 on an accept error that calls for a
+ * pause (EMFILE, ENFILE, ENOBUFS, ENOMEM; errno set). */
+int ss__relay_accept(ss_server *srv, int epfd, int wakefd, int timeout_ms, ss_request *req,
+                     bool *timed_out);
+/* After -1 from ss__relay_accept: report the error once per episode
+ * (*reported, shared by the mode's threads) and pause for *backoff_ms
+ * (10 ms doubling to 500 ms), or until ctlfd turns readable. */
+void ss__relay_pause(ss_server *srv, int ctlfd, unsigned *backoff_ms, atomic_bool *reported,
+                     int err);
 
 /* Run the reject hook for a request turned away before its handler (the
  * reason in req->reject_reason), send what it wrote, and shut the request

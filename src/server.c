@@ -679,6 +679,19 @@ static int admit(ss_server *srv, ss_request *req)
     return -1;
 }
 
+int ss__admit_request(ss_server *srv, ss_request *req)
+{
+    if (srv->opt.verify_request != NULL && !srv->opt.verify_request(req)) {
+        ss__shutdown_request(req);
+        return -1;
+    }
+    /* A request the mode takes only to drop (reject_reason set) is not
+     * counted in. */
+    if (srv->limits != NULL && req->reject_reason == SS_REJECT_NONE && admit(srv, req) < 0)
+        return -1;
+    return 0;
+}
+
 /* Python's _handle_request_noblock: get, verify, process. Returns 1 when a
  * request was taken, 0 when none was waiting (or the mode is full), -1 when
  * the loop must stop (SS_ABORT, errno ECANCELED). */
@@ -716,14 +729,7 @@ static int handle_request_noblock(ss_server *srv)
         srv->backoff_reported = false;
         srv->backoff_ms = 0;
     }
-    if (srv->opt.verify_request != NULL && !srv->opt.verify_request(req)) {
-        ss__shutdown_request(req);
-        srv->mode->release(srv, req);
-        return 1;
-    }
-    /* A request the mode takes only to drop (reject_reason set) is not
-     * counted in. */
-    if (srv->limits != NULL && req->reject_reason == SS_REJECT_NONE && admit(srv, req) < 0) {
+    if (ss__admit_request(srv, req) < 0) {
         srv->mode->release(srv, req);
         return 1;
     }
@@ -975,8 +981,14 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         interval_ms = (int)(poll_interval * 1000.0 + 0.5);
     int rc = 0;
 
+    /* Modes whose threads accept themselves start accepting now, and stop
+     * before the loop returns (or a graceful stop waits): nothing is taken
+     * off the listening socket while no loop serves. A pre-fork supervisor
+     * serves nothing itself: its workers do. */
     if (ss__prefork_supervisor(srv))
-        rc = ss__prefork_serve(srv, poll_interval); /* the workers serve */
+        rc = ss__prefork_serve(srv, poll_interval);
+    else if (srv->mode->serve_begin != NULL)
+        srv->mode->serve_begin(srv);
     while (!ss__prefork_supervisor(srv) && !ss__stop_requested(srv)) {
         int r = one_turn(srv, interval_ms);
         if (r < 0) {
@@ -986,6 +998,8 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         service_actions(srv);
     }
     int err = errno;
+    if (!ss__prefork_supervisor(srv) && srv->mode->serve_end != NULL)
+        srv->mode->serve_end(srv);
     finish_stop(srv);
     leave_loop(srv, true);
     errno = err;
