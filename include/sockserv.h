@@ -231,6 +231,27 @@ typedef struct ss_options {
      * children die of the signal, and threads and pool workers finish their
      * requests. NaN is EINVAL. */
     double stop_grace;
+
+    /* Datagram servers: receive up to this many datagrams with one
+     * recvmmsg (and send the replies made meanwhile with one sendmmsg),
+     * instead of one recvfrom and one sendto per datagram. 0 or 1 (default
+     * 0): one at a time. At most 1024 (EINVAL above); stream servers ignore
+     * it. The handler API is the same; each datagram is still one request.
+     *   sync:      the loop runs the batch's handlers one after another; the
+     *              replies go out together after the batch's last handler
+     *              (and before the loop returns).
+     *   pool:      each worker receives a batch and runs it the same way.
+     *   threading, forking: received in batches, each datagram runs in a
+     *              thread or child of its own, which sends its reply when it
+     *              ends, as without batch.
+     * ss_reply and ss_flush still send at once. A batched reply that cannot
+     * be sent goes to handle_error (req NULL): when the socket's send
+     * buffer is full (EAGAIN, ENOBUFS) the rest of that batch's replies are
+     * dropped, as a sendto would fail for each. Datagrams received but not
+     * started when the loop stops (ss_shutdown, ss_handle_request's one
+     * request) wait for the next loop, as they would in the socket; a
+     * graceful stop does not start them, and ss_server_close drops them. */
+    unsigned batch;
 } ss_options;
 
 /* Fill the first size bytes of *opt with the defaults listed above (every

@@ -131,6 +131,11 @@ static void free_state(pool_state *st)
 
 static int pool_init(ss_server *srv)
 {
+    /* Datagram servers: the workers receive themselves, no queue on the
+     * way (pool_dgram.c, which then is this server's mode). */
+    if (srv->transport->shared_socket)
+        return ss__pool_dgram_init(srv);
+
     pool_state *st = calloc(1, sizeof *st);
     pthread_attr_t attr;
     int err = 0;
