@@ -115,7 +115,7 @@ static bool peer_error(int err)
            err == ENETDOWN || err == ENOENT;
 }
 
-int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b)
+int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b, bool wait)
 {
     size_t cap = srv->opt.max_packet_size;
 
@@ -143,7 +143,10 @@ int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b)
     /* A bounce reported for an earlier reply is taken off the socket by the
      * call that reports it: the datagrams behind it are read by the next. */
     for (int bounces = 0; bounces < 8;) {
-        int n = recvmmsg(srv->fd, b->in, b->cap, MSG_DONTWAIT | MSG_TRUNC, NULL);
+        /* The socket may be a blocking one (the datagram pool's): only a
+         * waiting worker blocks, and then for the first datagram only. */
+        int n = recvmmsg(srv->fd, b->in, b->cap, (wait ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC,
+                         NULL);
         if (n >= 0) {
             b->count = (unsigned)n;
             return n;
@@ -204,7 +207,7 @@ void ss__dgram_batch_flush(ss_server *srv, ss__dgram_batch *b)
     int retried = -1;
 
     while (off < b->nout) {
-        int k = sendmmsg(srv->fd, b->out + off, b->nout - off, MSG_NOSIGNAL);
+        int k = sendmmsg(srv->fd, b->out + off, b->nout - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
             off += (unsigned)k;
             continue;
@@ -276,7 +279,7 @@ static int batch_get_request(ss_server *srv, ss_request *req)
         srv->dgram_batch = b;
     }
     if (ss__dgram_batch_held(b) == 0) {
-        int n = ss__dgram_batch_recv(srv, b);
+        int n = ss__dgram_batch_recv(srv, b, false);
         if (n <= 0)
             return n;
     }
@@ -303,14 +306,12 @@ static void dgram_destroy(ss_server *srv)
 
 /* ---- one datagram at a time -------------------------------------------- */
 
-/* get_request: receive one datagram into the request's buffer. The whole
- * input is there at once: it is at its end (eof) from the start. */
-static int dgram_get_request(ss_server *srv, ss_request *req)
+/* Receive one datagram into the request's buffer. The whole input is
+ * there at once: it is at its end (eof) from the start. */
+int ss__dgram_recv(ss_server *srv, ss_request *req, bool wait)
 {
     size_t cap = srv->opt.max_packet_size;
 
-    if (srv->opt.batch > 1)
-        return batch_get_request(srv, req);
     req->outq = NULL;
 
     if (req->in == NULL || req->in_cap < cap) {
@@ -325,8 +326,8 @@ static int dgram_get_request(ss_server *srv, ss_request *req)
         req->addrlen = sizeof req->addr;
         /* MSG_TRUNC makes Linux return the datagram's real length, so a
          * truncated datagram can be told from one that just fit. */
-        ssize_t n = recvfrom(srv->fd, req->in, cap, MSG_TRUNC, (struct sockaddr *)&req->addr,
-                             &req->addrlen);
+        ssize_t n = recvfrom(srv->fd, req->in, cap, MSG_TRUNC | (wait ? 0 : MSG_DONTWAIT),
+                             (struct sockaddr *)&req->addr, &req->addrlen);
         if (n >= 0) {
             if (req->addrlen < sizeof(sa_family_t)) {
                 /* An unbound Unix client: nothing to answer to. */
@@ -351,6 +352,14 @@ static int dgram_get_request(ss_server *srv, ss_request *req)
     }
 }
 
+/* get_request: the next datagram, from the batch or the socket. */
+static int dgram_get_request(ss_server *srv, ss_request *req)
+{
+    if (srv->opt.batch > 1)
+        return batch_get_request(srv, req);
+    return ss__dgram_recv(srv, req, false);
+}
+
 static bool client_unbound(const ss_request *req)
 {
     /* An unbound Unix datagram client has no address to answer to. */
@@ -364,8 +373,8 @@ static ssize_t dgram_reply(ss_request *req, const void *buf, size_t n)
         return -1;
     }
     for (;;) {
-        ssize_t k = sendto(req->fd, buf, n, MSG_NOSIGNAL, (const struct sockaddr *)&req->addr,
-                           req->addrlen);
+        ssize_t k = sendto(req->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT,
+                           (const struct sockaddr *)&req->addr, req->addrlen);
         if (k >= 0) {
             req->replied = true;
             return k;

@@ -293,9 +293,13 @@ void ss__limits_release(ss_server *srv, const ss__peer_key *key);
 ss__dgram_batch *ss__dgram_batch_new(unsigned n);
 void ss__dgram_batch_free(ss__dgram_batch *b);
 /* Receive up to the batch's size of datagrams at once (replies still
- * waiting are sent first). Returns the count, 0 when none waits, -1 on an
- * error the caller reports (errno). */
-int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b);
+ * waiting are sent first); with wait, block for the first if the socket is
+ * a blocking one. Returns the count, 0 when none waits, -1 on an error the
+ * caller reports (errno). */
+int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b, bool wait);
+/* Receive one datagram into req (get_request without a batch); with wait,
+ * block for it if the socket is a blocking one. Returns as get_request. */
+int ss__dgram_recv(ss_server *srv, ss_request *req, bool wait);
 /* Datagrams received and not handed out yet. */
 unsigned ss__dgram_batch_held(const ss__dgram_batch *b);
 /* Hand the next received datagram to req (as get_request would). With

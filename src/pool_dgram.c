@@ -27,6 +27,7 @@
  * datagram that waits in the queue or in a worker's batch: they are dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ typedef struct pd_worker {
     ss_server *srv;
     pthread_t tid;
     bool started;
-    int epfd;               /* the socket (exclusive) and the control eventfd */
+    int epfd;               /* the socket (exclusive) and the control eventfd;
+                               -1 for a blocking worker */
     ss_request *req;        /* the one request object it runs datagrams in */
     ss__dgram_batch *batch; /* batch > 1; NULL: recvfrom */
 } pd_worker;
@@ -69,6 +71,11 @@ typedef struct pd_state {
     atomic_uint idle;      /* workers free to take a datagram */
     atomic_uint polling;   /* workers in (or about to be in) epoll_wait */
     atomic_uint receiving; /* workers between their last look and recv */
+    /* SS_POOL_WAIT: the socket is a blocking one and free workers wait in
+     * recvfrom/recvmmsg (the kernel wakes one per datagram); everything
+     * else on it passes MSG_DONTWAIT. */
+    bool blocking;
+    int sockfd; /* the socket the workers wait on */
 } pd_state;
 
 static pd_state *state(ss_server *srv)
@@ -164,6 +171,24 @@ static bool may_receive(ss_server *srv, pd_state *st)
     return atomic_load(&st->open) && !atomic_load(&st->quit) && !ss__stop_requested(srv);
 }
 
+/* A blocking worker waited in its receive while the loop ended: what it
+ * got waits with it, uncounted, as if still in the socket, until a loop
+ * serves again. Returns false when the pool is closing instead. */
+static bool hold(ss_server *srv, pd_state *st)
+{
+    if (atomic_load(&st->quit))
+        return false;
+    if (may_receive(srv, st))
+        return true;
+    atomic_fetch_sub(&st->receiving, 1);
+    pthread_mutex_lock(&st->mu);
+    while (!atomic_load(&st->quit) && !may_receive(srv, st))
+        pthread_cond_wait(&st->work, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    atomic_fetch_add(&st->receiving, 1);
+    return !atomic_load(&st->quit);
+}
+
 /* Receive what waits (a datagram, or a batch) and run it. Returns the count
  * received, 0 when nothing waits (or receiving is not allowed now), -1 on
  * an error (errno). */
@@ -181,10 +206,15 @@ static int receive_and_run(pd_worker *w, pd_state *st)
         return 0;
     }
     if (w->batch != NULL)
-        n = ss__dgram_batch_recv(srv, w->batch);
+        n = ss__dgram_batch_recv(srv, w->batch, st->blocking);
     else
-        n = srv->transport->get_request(srv, w->req);
+        n = ss__dgram_recv(srv, w->req, st->blocking);
     int err = errno;
+    if (n > 0 && st->blocking && !hold(srv, st)) {
+        /* Closing: what came in with the end is dropped. */
+        atomic_fetch_sub(&st->receiving, 1);
+        return 0;
+    }
     for (int i = 0; i < n; i++)
         ss__active_begin(srv);
     atomic_fetch_sub(&st->receiving, 1);
@@ -263,7 +293,7 @@ static void *worker_main(void *p)
                 break; /* the queue is done */
         }
         int n = receive_and_run(w, st);
-        if (n == 0)
+        if (n == 0 && !st->blocking)
             wait_for_work(w, st);
         else if (n < 0)
             receive_failed(srv, errno);
@@ -302,6 +332,10 @@ static void tell_workers_to_quit(pd_state *st)
     pthread_cond_broadcast(&st->work);
     pthread_mutex_unlock(&st->mu);
     wake_workers(st);
+    /* The socket closes next: ending its input wakes every worker waiting
+     * in a receive (even an unconnected datagram socket's). */
+    if (st->blocking && st->sockfd >= 0)
+        (void)shutdown(st->sockfd, SHUT_RD);
     while (atomic_load(&st->receiving) != 0)
         sched_yield();
 }
@@ -320,15 +354,19 @@ static void join_workers(pd_state *st)
 static int init_worker(ss_server *srv, pd_state *st, pd_worker *w)
 {
     w->srv = srv;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->req = ss__request_new(srv);
-    if (w->epfd < 0 || w->req == NULL)
+    if (w->req == NULL)
         return -1;
     if (srv->opt.batch > 1) {
         w->batch = ss__dgram_batch_new(srv->opt.batch);
         if (w->batch == NULL)
             return -1;
     }
+    if (st->blocking)
+        return 0;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return -1;
     struct epoll_event sock = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = srv->fd};
     struct epoll_event ctl = {.events = EPOLLIN | EPOLLET, .data.fd = st->ctlfd};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, srv->fd, &sock) < 0 ||
@@ -357,6 +395,8 @@ int ss__pool_dgram_init(ss_server *srv)
     atomic_init(&st->receiving, 0);
     st->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     st->ctlfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    st->sockfd = srv->fd;
+    st->blocking = srv->opt.pool_full == SS_POOL_WAIT;
     /* The queue holds what the serving thread takes: at least one. */
     unsigned n = srv->opt.pool_queue > 0 ? srv->opt.pool_queue : 1;
     st->workers = calloc(srv->opt.pool_workers, sizeof *st->workers);
@@ -381,6 +421,11 @@ int ss__pool_dgram_init(ss_server *srv)
     for (unsigned i = 0; i < st->nworkers; i++)
         if (init_worker(srv, st, &st->workers[i]) < 0)
             goto fail;
+    if (st->blocking) {
+        int fl = fcntl(srv->fd, F_GETFL);
+        if (fl < 0 || fcntl(srv->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+            goto fail;
+    }
     srv->mode_state = st;
 
     pthread_attr_init(&attr);
@@ -427,7 +472,9 @@ static void pd_loop_end(ss_server *srv)
 {
     pd_state *st = state(srv);
     atomic_store(&st->open, false);
-    while (atomic_load(&st->receiving) != 0)
+    /* A blocking worker may wait in its receive for long: what it gets
+     * after this point it holds (see hold). */
+    while (!st->blocking && atomic_load(&st->receiving) != 0)
         sched_yield();
 }
 
