@@ -62,7 +62,17 @@ typedef enum ss_mode {
     SS_MODE_POOL       /* a fixed set of worker threads fed by a bounded queue */
 } ss_mode;
 
-/* What the pool does when its queue is full. */
+/* What the pool does when its queue is full.
+ *
+ * A datagram server's pool has no hand-off queue on its way: the workers
+ * receive from the shared socket themselves. With SS_POOL_WAIT the socket
+ * turns blocking (the library's other calls on it do not block), a free
+ * worker waits in its receive, at most pool_workers datagrams (or batches)
+ * are in hand, and the socket's receive buffer is the queue (pool_queue does
+ * not apply). With SS_POOL_REJECT, while every worker is busy the serving
+ * thread receives and queues up to pool_queue datagrams, and the next one
+ * goes to the reject hook. Either way verify_request, the connection limits
+ * and their reject hook run in the worker that received the datagram. */
 typedef enum ss_pool_full {
     SS_POOL_WAIT = 0, /* stop taking requests until a slot frees: back-pressure
                          into the kernel's listen backlog / socket buffer */
@@ -245,12 +255,15 @@ typedef struct ss_options {
      *              thread or child of its own, which sends its reply when it
      *              ends, as without batch.
      * ss_reply and ss_flush still send at once. A batched reply that cannot
-     * be sent goes to handle_error (req NULL): when the socket's send
-     * buffer is full (EAGAIN, ENOBUFS) the rest of that batch's replies are
-     * dropped, as a sendto would fail for each. Datagrams received but not
-     * started when the loop stops (ss_shutdown, ss_handle_request's one
-     * request) wait for the next loop, as they would in the socket; a
-     * graceful stop does not start them, and ss_server_close drops them. */
+     * be sent goes to handle_error (req NULL): a refused one (a peer gone)
+     * is skipped and the rest go out; when there is no room (EAGAIN,
+     * ENOBUFS) the rest of that batch's replies are dropped, as a sendto
+     * would fail for each. A connection slot (max_per_peer) is given back
+     * when the handler ends, before the batch's replies go out. Datagrams
+     * received but not started when the loop stops (ss_shutdown, or
+     * ss_handle_request's one request) wait for the next loop, as they
+     * would in the socket, and ss_server_close drops them; a graceful stop
+     * does not start them (a pool worker drops the rest of its batch). */
     unsigned batch;
 } ss_options;
 
