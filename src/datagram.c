@@ -43,6 +43,7 @@ static int dgram_activate(ss_server *srv, int fd)
 struct ss__dgram_batch {
     unsigned cap;         /* datagrams per batch */
     unsigned count, next; /* received; handed out */
+    bool drained;         /* the last receive took less than a batch */
     struct mmsghdr *in;
     struct iovec *in_iov;
     struct sockaddr_storage *in_addr;
@@ -279,9 +280,17 @@ static int batch_get_request(ss_server *srv, ss_request *req)
         srv->dgram_batch = b;
     }
     if (ss__dgram_batch_held(b) == 0) {
+        /* A receive that took less than a batch emptied the socket: the
+         * next one would most likely say EAGAIN, so the loop polls first
+         * (a loop that polls first anyway does not need the hint). */
+        if (b->drained && !srv->mode->poll_first) {
+            b->drained = false;
+            return 0;
+        }
         int n = ss__dgram_batch_recv(srv, b, false);
         if (n <= 0)
             return n;
+        b->drained = (unsigned)n < b->cap;
     }
     ss__dgram_batch_take(srv, b, req, srv->opt.mode == SS_MODE_SYNC);
     return 1;
