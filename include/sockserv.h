@@ -255,10 +255,9 @@ typedef struct ss_options {
      *              thread or child of its own, which sends its reply when it
      *              ends, as without batch.
      * ss_reply and ss_flush still send at once. A batched reply that cannot
-     * be sent goes to handle_error (req NULL): a refused one (a peer gone)
-     * is skipped and the rest go out; when there is no room (EAGAIN,
-     * ENOBUFS) the rest of that batch's replies are dropped, as a sendto
-     * would fail for each. A connection slot (max_per_peer) is given back
+     * be sent (a peer gone, no room) goes to handle_error with req NULL and
+     * the batch's other replies still go out, as each sendto of its own
+     * would. A connection slot (max_per_peer) is given back
      * when the handler ends, before the batch's replies go out. Datagrams
      * received but not started when the loop stops (ss_shutdown, or
      * ss_handle_request's one request) wait for the next loop, as they

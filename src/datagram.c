@@ -216,18 +216,15 @@ void ss__dgram_batch_flush(ss_server *srv, ss__dgram_batch *b)
         int err = k < 0 ? errno : EIO;
         if (err == EINTR)
             continue;
-        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-            /* No room: every further sendto would fail the same way. */
-            report(srv, err);
-            break;
-        }
         if (peer_error(err) && retried != (int)off) {
             /* Perhaps an earlier datagram's bounce, reported (and taken off
              * the socket) by this call: this reply may still go out. */
             retried = (int)off;
             continue;
         }
-        report(srv, err); /* this reply cannot go out: the next may */
+        /* This reply cannot go out; the next may (no room may be one Unix
+         * peer's full queue), as each sendto of its own would try. */
+        report(srv, err);
         off++;
     }
     b->nout = 0;
