@@ -494,8 +494,9 @@ static int admit(ss_server *srv, ss_request *req)
 static int handle_request_noblock(ss_server *srv)
 {
     /* A stopping server takes nothing more: a request accepted now could
-     * start after a graceful stop's cut and never be cut. */
-    if (ss__stop_requested(srv))
+     * start after a graceful stop's cut and never be cut. A graceful stop
+     * is marked a moment before the stop flag is set. */
+    if (ss__stop_requested(srv) || atomic_load(&srv->stopping) != 0)
         return 0;
     ss_request *req = srv->mode->acquire(srv);
     if (req == NULL) {

@@ -81,8 +81,8 @@ static void reject_hook(ss_request *req)
     tu_chan_put(&events, 'R');
 }
 
-static ss_server *new_server(enum tu_kind kind, ss_mode mode, unsigned batch, char *path,
-                             size_t size, ss_options *opt)
+static ss_server *new_server(enum tu_kind kind, ss_mode mode, unsigned batch, unsigned workers,
+                             char *path, size_t size, ss_options *opt)
 {
     ss_handler h = {.handle = batch_handle};
 
@@ -90,7 +90,7 @@ static ss_server *new_server(enum tu_kind kind, ss_mode mode, unsigned batch, ch
     opt->batch = batch;
     opt->handle_error = record_error;
     opt->reject = reject_hook;
-    opt->pool_workers = 2;
+    opt->pool_workers = workers;
     return tu_server_new(opt, &h);
 }
 
@@ -160,7 +160,7 @@ static void run_every_mode(enum tu_kind kind, ss_mode mode, unsigned batch)
     int per = tu_kind_is_unix(kind) ? 3 : PER_CLIENT;
 
     open_chans();
-    srv = new_server(kind, mode, batch, path, sizeof(path), &opt);
+    srv = new_server(kind, mode, batch, 3, path, sizeof(path), &opt);
     assert_non_null(srv);
     for (int c = 0; c < NCLIENTS; c++) {
         fds[c] = tu_client(srv, cpath[c], sizeof(cpath[c]));
@@ -267,6 +267,7 @@ static void run_oversize(ss_mode mode)
     tu_options(&opt, TU_UDP, mode, path, sizeof(path));
     opt.max_packet_size = 8;
     opt.batch = BATCH;
+    opt.pool_workers = 1; /* replies in order */
     {
         ss_handler h = {.handle = batch_handle};
         opt.handle_error = record_error;
@@ -320,7 +321,7 @@ static void test_stop_mid_batch_sync(void **state)
 
     (void)state;
     open_chans();
-    srv = new_server(TU_UDP, SS_MODE_SYNC, BATCH, path, sizeof(path), &opt);
+    srv = new_server(TU_UDP, SS_MODE_SYNC, BATCH, 1, path, sizeof(path), &opt);
     assert_non_null(srv);
     fd = tu_client(srv, NULL, 0);
     assert_true(fd >= 0);
@@ -413,7 +414,7 @@ static void run_handle_request(ss_mode mode)
     int fd;
 
     open_chans();
-    srv = new_server(TU_UDP, mode, BATCH, path, sizeof(path), &opt);
+    srv = new_server(TU_UDP, mode, BATCH, 1, path, sizeof(path), &opt);
     assert_non_null(srv);
     fd = tu_client(srv, NULL, 0);
     assert_true(fd >= 0);
@@ -551,7 +552,7 @@ static void run_refused_mid_batch(ss_mode mode)
     int a, b;
 
     open_chans();
-    srv = new_server(TU_UNIX_DGRAM, mode, BATCH, path, sizeof(path), &opt);
+    srv = new_server(TU_UNIX_DGRAM, mode, BATCH, 1, path, sizeof(path), &opt);
     assert_non_null(srv);
     a = tu_client(srv, pa, sizeof(pa));
     b = tu_client(srv, pb, sizeof(pb));
@@ -597,7 +598,7 @@ static void test_peer_queue_full(void **state)
 
     (void)state;
     open_chans();
-    srv = new_server(TU_UNIX_DGRAM, SS_MODE_SYNC, 64, path, sizeof(path), &opt);
+    srv = new_server(TU_UNIX_DGRAM, SS_MODE_SYNC, 64, 1, path, sizeof(path), &opt);
     assert_non_null(srv);
     /* Not connected to the server: a socket's queue limit does not hold
      * for the peer it is connected to. */
