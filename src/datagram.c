@@ -44,6 +44,8 @@ struct ss__dgram_batch {
     unsigned cap;         /* datagrams per batch */
     unsigned count, next; /* received; handed out */
     bool drained;         /* the last receive took less than a batch */
+    int fd;               /* the socket it came from, which replies go to
+                             (a pool worker may outlive srv->fd) */
     struct mmsghdr *in;
     struct iovec *in_iov;
     struct sockaddr_storage *in_addr;
@@ -63,6 +65,7 @@ ss__dgram_batch *ss__dgram_batch_new(unsigned n)
     if (b == NULL)
         return NULL;
     b->cap = n;
+    b->fd = -1;
     b->in = calloc(n, sizeof *b->in);
     b->in_iov = calloc(n, sizeof *b->in_iov);
     b->in_addr = calloc(n, sizeof *b->in_addr);
@@ -146,7 +149,8 @@ int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b, bool wait)
     for (int bounces = 0; bounces < 8;) {
         /* The socket may be a blocking one (the datagram pool's): only a
          * waiting worker blocks, and then for the first datagram only. */
-        int n = recvmmsg(srv->fd, b->in, b->cap, (wait ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC,
+        b->fd = srv->fd;
+        int n = recvmmsg(b->fd, b->in, b->cap, (wait ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_TRUNC,
                          NULL);
         if (n >= 0) {
             b->count = (unsigned)n;
@@ -192,7 +196,7 @@ void ss__dgram_batch_take(ss_server *srv, ss__dgram_batch *b, ss_request *req, b
     req->in_len = n > cap ? cap : n;
     req->in_pos = 0;
     req->eof = true;
-    req->fd = srv->fd;
+    req->fd = b->fd;
     req->outq = defer ? b : NULL;
 }
 
@@ -208,7 +212,7 @@ void ss__dgram_batch_flush(ss_server *srv, ss__dgram_batch *b)
     int retried = -1;
 
     while (off < b->nout) {
-        int k = sendmmsg(srv->fd, b->out + off, b->nout - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        int k = sendmmsg(b->fd, b->out + off, b->nout - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
             off += (unsigned)k;
             continue;
