@@ -3,13 +3,15 @@
  * and pool mode one sendmmsg for a batch's replies): every mode, replies to
  * the right peers, empty and oversize datagrams, a stop in the middle of a
  * batch, the connection limits, ss_handle_request, a reply that cannot be
- * sent in the middle of a batch (a partial sendmmsg) and a peer whose queue
- * is full (EAGAIN). Datagrams are sent before the server serves, so that
- * one receive takes them all.
+ * sent in the middle of a batch (a partial sendmmsg), a peer whose queue is
+ * full (EAGAIN) and a bounce (ECONNREFUSED) reported before a batch.
+ * Datagrams are sent before the server serves, so that one receive takes
+ * them all.
  */
 #include "testutil.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,6 +638,64 @@ static void test_peer_queue_full(void **state)
     close_chans();
 }
 
+/* The socket reports bounces (IP_RECVERR): a reply to a client that is gone
+ * comes back as ICMP "port unreachable", and the next receive fails once
+ * with ECONNREFUSED. That says nothing about the socket: the datagrams
+ * behind it are served, and nothing is reported. */
+static int recverr_on(ss_server *srv, int fd)
+{
+    int one = 1;
+    (void)srv;
+    return setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+}
+
+static void run_bounce(ss_mode mode)
+{
+    char path[TU_PATH_MAX + 8];
+    ss_options opt;
+    ss_server *srv;
+    tu_serve *serve;
+    int a, b;
+
+    open_chans();
+    tu_options(&opt, TU_UDP, mode, path, sizeof(path));
+    opt.batch = BATCH;
+    opt.pool_workers = 1;
+    opt.prepare_socket = recverr_on;
+    opt.handle_error = record_error;
+    {
+        ss_handler h = {.handle = batch_handle};
+        srv = tu_server_new(&opt, &h);
+    }
+    assert_non_null(srv);
+    a = tu_client(srv, NULL, 0);
+    b = tu_client(srv, NULL, 0);
+    assert_true(a >= 0 && b >= 0);
+    send_str(a, "gone");
+    close(a); /* its reply bounces */
+    serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    assert_int_equal(tu_chan_get(&events, TU_WAIT_MS), 'D');
+    for (int i = 0; i < 3; i++) {
+        char msg[8];
+        snprintf(msg, sizeof(msg), "b%d", i);
+        send_str(b, msg);
+        expect(b, msg);
+    }
+    assert_int_equal(tu_serve_stop(serve), 0);
+    assert_int_equal(tu_chan_get(&errors, 0), -1);
+    tu_server_free(srv);
+    close(b);
+    close_chans();
+}
+
+static void test_bounce_before_batch(void **state)
+{
+    (void)state;
+    run_bounce(SS_MODE_SYNC);
+    run_bounce(SS_MODE_POOL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +709,7 @@ int main(void)
         TU_TEST(test_limits_sequential),
         TU_TEST(test_refused_mid_batch),
         TU_TEST(test_peer_queue_full),
+        TU_TEST(test_bounce_before_batch),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
