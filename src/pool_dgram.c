@@ -489,20 +489,19 @@ static ss_request *pd_acquire(ss_server *srv)
         (void)r;
     }
     pthread_mutex_lock(&st->mu);
-    if (atomic_load(&st->open) &&
-        (srv->opt.pool_full == SS_POOL_WAIT || atomic_load(&st->idle) > 0)) {
-        /* The workers receive: the loop only waits (for the stop, its
-         * service, or, with SS_POOL_REJECT, every worker being busy). */
-        st->loop_waiting = true;
-        srv->mode_wait_fd = st->efd;
-    } else if (st->nfree > 0) {
+    /* While the workers receive, the loop only waits: for the stop, its
+     * service, or (SS_POOL_REJECT) every worker being busy. */
+    bool workers_receive = atomic_load(&st->open) &&
+                           (srv->opt.pool_full == SS_POOL_WAIT || atomic_load(&st->idle) > 0);
+    if (!workers_receive && st->nfree > 0) {
         req = st->free_list[--st->nfree];
         srv->mode_wait_fd = -1;
-    } else if (srv->opt.pool_full == SS_POOL_REJECT) {
+    } else if (!workers_receive && srv->opt.pool_full == SS_POOL_REJECT) {
         req = st->reject_obj;
         req->reject_reason = SS_REJECT_QUEUE_FULL; /* to be dropped */
         srv->mode_wait_fd = -1;
     } else {
+        /* Woken when a worker gets busy, or frees a queue object. */
         st->loop_waiting = true;
         srv->mode_wait_fd = st->efd;
     }
