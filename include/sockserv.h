@@ -59,7 +59,9 @@ typedef enum ss_mode {
     SS_MODE_SYNC = 0,  /* one at a time, in the serving thread */
     SS_MODE_THREADING, /* a new thread per request (ThreadingMixIn) */
     SS_MODE_FORKING,   /* a new process per request (ForkingMixIn) */
-    SS_MODE_POOL       /* a fixed set of worker threads fed by a bounded queue */
+    SS_MODE_POOL       /* a fixed set of worker threads fed by a bounded queue
+                          (datagrams: the workers receive themselves, see
+                          ss_pool_full) */
 } ss_mode;
 
 /* What the pool does when its queue is full.
@@ -72,7 +74,12 @@ typedef enum ss_mode {
  * not apply). With SS_POOL_REJECT, while every worker is busy the serving
  * thread receives and queues up to pool_queue datagrams, and the next one
  * goes to the reject hook. Either way verify_request, the connection limits
- * and their reject hook run in the worker that received the datagram. */
+ * and their reject hook run in the worker that received the datagram.
+ * Workers receive only while ss_serve_forever runs; with SS_POOL_WAIT a
+ * worker still waiting in its receive when the loop returns may take one
+ * more datagram, which it holds (unserved, uncounted) for the next
+ * ss_serve_forever, so ss_handle_request after ss_serve_forever on the same
+ * server may miss it; ss_server_close drops it. */
 typedef enum ss_pool_full {
     SS_POOL_WAIT = 0, /* stop taking requests until a slot frees: back-pressure
                          into the kernel's listen backlog / socket buffer */

@@ -83,6 +83,9 @@ static void reject_hook(ss_request *req)
     tu_chan_put(&events, 'R');
 }
 
+/* The pool's policy for new_server (the every-mode test runs both). */
+static ss_pool_full pool_policy = SS_POOL_WAIT;
+
 static ss_server *new_server(enum tu_kind kind, ss_mode mode, unsigned batch, unsigned workers,
                              char *path, size_t size, ss_options *opt)
 {
@@ -93,6 +96,7 @@ static ss_server *new_server(enum tu_kind kind, ss_mode mode, unsigned batch, un
     opt->handle_error = record_error;
     opt->reject = reject_hook;
     opt->pool_workers = workers;
+    opt->pool_full = pool_policy;
     return tu_server_new(opt, &h);
 }
 
@@ -220,6 +224,12 @@ static void test_every_mode(void **state)
         run_every_mode(TU_UDP, modes[m], BATCH);
         run_every_mode(TU_UDP, modes[m], 2); /* batches smaller than what waits */
     }
+    /* SS_POOL_REJECT: workers in epoll, the loop receiving when all are
+     * busy; with a queue this long, none is turned away. */
+    pool_policy = SS_POOL_REJECT;
+    run_every_mode(TU_UDP, SS_MODE_POOL, BATCH);
+    run_every_mode(TU_UDP, SS_MODE_POOL, 1);
+    pool_policy = SS_POOL_WAIT;
     run_every_mode(TU_UNIX_DGRAM, SS_MODE_SYNC, BATCH);
     run_every_mode(TU_UNIX_DGRAM, SS_MODE_POOL, BATCH);
     if (tu_have_ipv6())
@@ -432,6 +442,48 @@ static void run_handle_request(ss_mode mode)
     tu_server_free(srv);
     close(fd);
     close_chans();
+}
+
+/* A pool that served and stopped: a datagram that comes meanwhile (a
+ * worker still waiting in its receive may take it, and holds it) is served
+ * when the server serves again, once. */
+static void run_serve_again(unsigned batch)
+{
+    char path[TU_PATH_MAX + 8];
+    ss_options opt;
+    ss_server *srv;
+    tu_serve *serve;
+    int fd;
+
+    open_chans();
+    srv = new_server(TU_UDP, SS_MODE_POOL, batch, 3, path, sizeof(path), &opt);
+    assert_non_null(srv);
+    fd = tu_client(srv, NULL, 0);
+    assert_true(fd >= 0);
+    serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    send_str(fd, "first");
+    expect(fd, "first");
+    assert_int_equal(tu_serve_stop(serve), 0);
+    send_str(fd, "meanwhile");
+    expect_nothing(fd);
+    assert_int_equal(count_events('D', 1, TU_WAIT_MS), 1); /* "first" only */
+    assert_int_equal(tu_chan_get(&events, TU_QUIET_MS), -1);
+    serve = tu_serve_start(srv, 0.01);
+    assert_non_null(serve);
+    expect(fd, "meanwhile");
+    expect_nothing(fd);
+    assert_int_equal(tu_serve_stop(serve), 0);
+    tu_server_free(srv);
+    close(fd);
+    close_chans();
+}
+
+static void test_pool_serves_again(void **state)
+{
+    (void)state;
+    run_serve_again(1);
+    run_serve_again(BATCH);
 }
 
 static void test_handle_request(void **state)
@@ -705,6 +757,7 @@ int main(void)
         TU_TEST(test_stop_mid_batch_sync),
         TU_TEST(test_graceful_stop_mid_batch),
         TU_TEST(test_handle_request),
+        TU_TEST(test_pool_serves_again),
         TU_TEST(test_limits_threading),
         TU_TEST(test_limits_sequential),
         TU_TEST(test_refused_mid_batch),
