@@ -334,8 +334,10 @@ static void tell_workers_to_quit(pd_state *st)
     wake_workers(st);
     /* The socket closes next: ending its input wakes every worker waiting
      * in a receive (even an unconnected datagram socket's). */
-    if (st->blocking && st->sockfd >= 0)
+    if (st->blocking && st->sockfd >= 0) {
         (void)shutdown(st->sockfd, SHUT_RD);
+        st->sockfd = -1; /* once: the number may be another file's after close */
+    }
     while (atomic_load(&st->receiving) != 0)
         sched_yield();
 }
