@@ -60,7 +60,8 @@ typedef enum ss_mode {
     SS_MODE_THREADING, /* a thread per request (ThreadingMixIn); a thread
                           whose request ended takes the next one */
     SS_MODE_FORKING,   /* a new process per request (ForkingMixIn) */
-    SS_MODE_POOL       /* a fixed set of worker threads and a bounded queue */
+    SS_MODE_POOL       /* a fixed set of worker threads and a bounded queue
+                          (who takes the requests: see below) */
 } ss_mode;
 
 /*
@@ -94,11 +95,26 @@ typedef enum ss_mode {
  * soon as one is idle. So SS_POOL_WAIT leaves further connections in the
  * listen backlog once pool_queue are queued, and SS_POOL_REJECT turns them
  * away through the reject hook (reason SS_REJECT_QUEUE_FULL), exactly when
- * pool_workers requests run and pool_queue wait. Datagram servers hand every
- * datagram to the workers through the queue.
+ * pool_workers requests run and pool_queue wait. Datagram servers: see
+ * ss_pool_full.
  */
 
-/* What the pool does when its queue is full (see above). */
+/* What the pool does when its queue is full (streams: see above).
+ *
+ * A datagram server's pool has no hand-off queue on its way: the workers
+ * receive from the shared socket themselves. With SS_POOL_WAIT the socket
+ * turns blocking (the library's other calls on it do not block), a free
+ * worker waits in its receive, at most pool_workers datagrams (or batches)
+ * are in hand, and the socket's receive buffer is the queue (pool_queue does
+ * not apply). With SS_POOL_REJECT, while every worker is busy the serving
+ * thread receives and queues up to pool_queue datagrams, and the next one
+ * goes to the reject hook. Either way verify_request, the connection limits
+ * and their reject hook run in the worker that received the datagram.
+ * Workers receive only while ss_serve_forever runs; with SS_POOL_WAIT a
+ * worker still waiting in its receive when the loop returns may take one
+ * more datagram, which it holds (unserved, uncounted) for the next
+ * ss_serve_forever, so ss_handle_request after ss_serve_forever on the same
+ * server may miss it; ss_server_close drops it. */
 typedef enum ss_pool_full {
     SS_POOL_WAIT = 0, /* stop taking requests until a slot frees: back-pressure
                          into the kernel's listen backlog / socket buffer */
@@ -336,6 +352,28 @@ typedef struct ss_options {
      * (default) trusts every peer, Unix socket peers included. An entry
      * that does not parse makes ss_server_new fail with EINVAL. */
     const char *proxy_trusted;
+    /* Datagram servers: receive up to this many datagrams with one
+     * recvmmsg (and send the replies made meanwhile with one sendmmsg),
+     * instead of one recvfrom and one sendto per datagram. 0 or 1 (default
+     * 0): one at a time. At most 1024 (EINVAL above); stream servers ignore
+     * it. The handler API is the same; each datagram is still one request.
+     *   sync:      the loop runs the batch's handlers one after another; the
+     *              replies go out together after the batch's last handler
+     *              (and before the loop returns).
+     *   pool:      each worker receives a batch and runs it the same way.
+     *   threading, forking: received in batches, each datagram runs in a
+     *              thread or child of its own, which sends its reply when it
+     *              ends, as without batch.
+     * ss_reply and ss_flush still send at once. A batched reply that cannot
+     * be sent (a peer gone, no room) goes to handle_error with req NULL and
+     * the batch's other replies still go out, as each sendto of its own
+     * would. A connection slot (max_per_peer) is given back
+     * when the handler ends, before the batch's replies go out. Datagrams
+     * received but not started when the loop stops (ss_shutdown, or
+     * ss_handle_request's one request) wait for the next loop, as they
+     * would in the socket, and ss_server_close drops them; a graceful stop
+     * does not start them (a pool worker drops the rest of its batch). */
+    unsigned batch;
 } ss_options;
 
 /* Fill the first size bytes of *opt with the defaults listed above (every

@@ -47,6 +47,10 @@ typedef struct ss__proxy ss__proxy;
 /* The pre-fork supervisor's state (prefork.c); NULL without workers. */
 typedef struct ss__prefork ss__prefork;
 
+/* Datagrams received together (recvmmsg) and the replies made meanwhile,
+ * sent together (sendmmsg) at the batch's end (datagram.c). */
+typedef struct ss__dgram_batch ss__dgram_batch;
+
 struct ss_request {
     ss_server *srv;
     int fd;                 /* stream: the connection; datagram: server socket */
@@ -54,6 +58,9 @@ struct ss_request {
     bool eof;               /* no more input: a stream's end, or a datagram */
     bool replied;           /* datagram: a reply went out already */
     bool counted;           /* holds a slot in srv->limits (key below) */
+    /* Datagram: the batch whose sendmmsg takes the reply after finish;
+     * NULL: the reply is sent at once. */
+    ss__dgram_batch *outq;
     /* Why it is turned away: set by admit (a limit), or by acquire for an
      * object taken only to be dropped (the pool's, when it is full). */
     ss_reject_reason reject_reason;
@@ -114,6 +121,13 @@ typedef struct ss__transport {
     int (*finish_output)(ss_request *req);
     /* After a reject hook: send what it wrote. */
     void (*reject_output)(ss_request *req);
+    /* Requests received and not yet handed out (a batch of datagrams): the
+     * loop takes the next one without waiting. NULL: never any. */
+    bool (*held)(ss_server *srv);
+    /* The loop is leaving: send what waits (batched replies). May be NULL. */
+    void (*loop_end)(ss_server *srv);
+    /* ss_server_free: free the transport's own state. May be NULL. */
+    void (*destroy)(ss_server *srv);
 } ss__transport;
 
 extern const ss__transport ss__transport_stream;
@@ -150,12 +164,14 @@ typedef struct ss__mode {
     /* A graceful stop's cut: shut down the input of every running request
      * (SHUT_RD) so that its handler sees the end of input and ends. */
     void (*cut)(ss_server *srv);
-    /* ss_serve_forever begins and ends (NULL: nothing to do). Pool and
-     * threading stream servers let their threads accept on the listening
-     * socket themselves between the two; serve_end returns once no thread
-     * of the mode will call accept again until the next serve_begin. */
-    void (*serve_begin)(ss_server *srv);
-    void (*serve_end)(ss_server *srv);
+    /* A serve loop begins (once: ss_handle_request's, for one request) and
+     * ends; between the two a mode may take requests on its own: threading
+     * and pool stream servers let their threads accept (not with once), the
+     * datagram pool's workers receive themselves. loop_end returns once no
+     * thread of the mode will take a request again until the next
+     * loop_begin. Both may be NULL. */
+    void (*loop_begin)(ss_server *srv, bool once);
+    void (*loop_end)(ss_server *srv);
 } ss__mode;
 
 /* The requests running now, in every mode: a count, and a condition
@@ -172,6 +188,7 @@ extern const ss__mode ss__mode_sync;
 extern const ss__mode ss__mode_thread;
 extern const ss__mode ss__mode_fork;
 extern const ss__mode ss__mode_pool;
+extern const ss__mode ss__mode_pool_dgram;
 
 struct ss_server {
     /* What the application gave. */
@@ -188,6 +205,7 @@ struct ss_server {
     int deferred_fd;            /* datagram socket closed at free (daemon threads) */
     int family;                 /* the server socket's address family */
     size_t dgram_reply_max;     /* datagram: the largest reply (activate) */
+    ss__dgram_batch *dgram_batch; /* datagram, batch > 1: the loop's batch */
     struct sockaddr_storage bound;
     socklen_t boundlen;
     char *unix_path;            /* file we created, removed on close */
@@ -326,6 +344,30 @@ void ss__limits_leave(ss_request *req);
 /* Give back a slot whose key was moved out of its request (forking mode
  * keeps it per child until the child is reaped). */
 void ss__limits_release(ss_server *srv, const ss__peer_key *key);
+
+/* datagram.c: batches of datagrams (opt.batch > 1). */
+#define SS__BATCH_MAX 1024
+ss__dgram_batch *ss__dgram_batch_new(unsigned n);
+void ss__dgram_batch_free(ss__dgram_batch *b);
+/* Receive up to the batch's size of datagrams at once (replies still
+ * waiting are sent first); with wait, block for the first if the socket is
+ * a blocking one. Returns the count, 0 when none waits, -1 on an error the
+ * caller reports (errno). */
+int ss__dgram_batch_recv(ss_server *srv, ss__dgram_batch *b, bool wait);
+/* Receive one datagram into req (get_request without a batch); with wait,
+ * block for it if the socket is a blocking one. Returns as get_request. */
+int ss__dgram_recv(ss_server *srv, ss_request *req, bool wait);
+/* Datagrams received and not handed out yet. */
+unsigned ss__dgram_batch_held(const ss__dgram_batch *b);
+/* Hand the next received datagram to req (as get_request would). With
+ * defer, its reply waits for the batch's sendmmsg. */
+void ss__dgram_batch_take(ss_server *srv, ss__dgram_batch *b, ss_request *req, bool defer);
+/* Send the replies waiting in the batch (one sendmmsg; errors go to
+ * handle_error). */
+void ss__dgram_batch_flush(ss_server *srv, ss__dgram_batch *b);
+
+/* pool_dgram.c: the datagram pool, started by the pool mode's init. */
+int ss__pool_dgram_init(ss_server *srv);
 
 /* The request's own connection (a stream's), or -1: a datagram request
  * talks through the server's socket, which is no request's to cut, shut

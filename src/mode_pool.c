@@ -61,7 +61,7 @@ typedef struct pool_state {
     unsigned takeover_gen; /* ... and idle_gen then */
     atomic_uint idle_gen;  /* counts workers coming back to accepting */
     struct pool_worker *wargs;
-    pthread_cond_t idle_cv;      /* serve_end waits for nidle == 0 */
+    pthread_cond_t idle_cv;      /* loop_end waits for nidle == 0 */
     atomic_bool accept_reported; /* an accept error was reported */
 } pool_state;
 
@@ -215,7 +215,7 @@ static void *stream_worker(void *p)
         if (!st->accepting && st->nidle == 0)
             pthread_cond_broadcast(&st->idle_cv);
         if (got == 1) {
-            /* Done with the listening socket: serve_end need not wait for
+            /* Done with the listening socket: loop_end need not wait for
              * the hooks (verify_request may even stop the server). */
             pthread_mutex_unlock(&st->mu);
             if (ss__admit_request(srv, own) < 0)
@@ -282,6 +282,11 @@ static void free_state(pool_state *st)
 
 static int pool_init(ss_server *srv)
 {
+    /* Datagram servers: the workers receive themselves, no queue on the
+     * way (pool_dgram.c, which then is this server's mode). */
+    if (srv->transport->shared_socket)
+        return ss__pool_dgram_init(srv);
+
     pool_state *st = calloc(1, sizeof *st);
     pthread_attr_t attr;
     int err = 0;
@@ -482,13 +487,13 @@ static int pool_process(ss_server *srv, ss_request *req)
     return 0;
 }
 
-/* ss_serve_forever begins: stream workers accept. */
-static void pool_serve_begin(ss_server *srv)
+/* a serve loop begins: stream workers accept. */
+static void pool_loop_begin(ss_server *srv, bool once)
 {
     pool_state *st = state(srv);
     uint64_t v;
 
-    if (!st->relay)
+    if (!st->relay || once) /* ss_handle_request: the serving thread accepts */
         return;
     pthread_mutex_lock(&st->mu);
     while (read(st->ctlfd, &v, sizeof v) > 0)
@@ -501,10 +506,10 @@ static void pool_serve_begin(ss_server *srv)
     srv->mode_wait_fd = st->loop_epfd;
 }
 
-/* ss_serve_forever ends: no worker accepts from now on (their epoll sets
+/* a serve loop ends: no worker accepts from now on (their epoll sets
  * see the control descriptor), and none is still inside accept when this
  * returns, so the listening socket may be closed. */
-static void pool_serve_end(ss_server *srv)
+static void pool_loop_end(ss_server *srv)
 {
     pool_state *st = state(srv);
     uint64_t one = 1;
@@ -602,6 +607,6 @@ const ss__mode ss__mode_pool = {
     .close = pool_close,
     .destroy = pool_destroy,
     .cut = pool_cut,
-    .serve_begin = pool_serve_begin,
-    .serve_end = pool_serve_end,
+    .loop_begin = pool_loop_begin,
+    .loop_end = pool_loop_end,
 };

@@ -405,10 +405,10 @@ static void *relay_thread(void *p)
         st->slot_free[st->nslot_free++] = slot;
         st->nslot_held--;
         if (st->nslot_held == 0)
-            pthread_cond_broadcast(&st->cv); /* serve_end may wait */
+            pthread_cond_broadcast(&st->cv); /* loop_end may wait */
         bool serve = false;
         if (got == 1) {
-            /* Done with the listening socket: serve_end need not wait for
+            /* Done with the listening socket: loop_end need not wait for
              * the hooks (verify_request may even stop the server). */
             pthread_mutex_unlock(&st->mu);
             if (ss__admit_request(srv, req) < 0)
@@ -541,13 +541,13 @@ static void thread_close(ss_server *srv)
     join_done(state(srv));
 }
 
-/* ss_serve_forever begins: spares accept, one is started at once. */
-static void thread_serve_begin(ss_server *srv)
+/* a serve loop begins: spares accept, one is started at once. */
+static void thread_loop_begin(ss_server *srv, bool once)
 {
     thread_state *st = state(srv);
     uint64_t v;
 
-    if (!st->relay)
+    if (!st->relay || once) /* ss_handle_request: the serving thread accepts */
         return;
     pthread_mutex_lock(&st->mu);
     while (read(st->ctlfd, &v, sizeof v) > 0)
@@ -562,10 +562,10 @@ static void thread_serve_begin(ss_server *srv)
     srv->mode_wait_fd = st->loop_epfd;
 }
 
-/* ss_serve_forever ends: no spare accepts from now on, and none is still
+/* a serve loop ends: no spare accepts from now on, and none is still
  * inside accept when this returns. Spares end; request threads end after
  * their request. */
-static void thread_serve_end(ss_server *srv)
+static void thread_loop_end(ss_server *srv)
 {
     thread_state *st = state(srv);
     uint64_t one = 1;
@@ -635,6 +635,6 @@ const ss__mode ss__mode_thread = {
     .close = thread_close,
     .destroy = thread_destroy,
     .cut = thread_cut,
-    .serve_begin = thread_serve_begin,
-    .serve_end = thread_serve_end,
+    .loop_begin = thread_loop_begin,
+    .loop_end = thread_loop_end,
 };

@@ -159,7 +159,8 @@ ss_server *ss_server_new(const ss_options *user_opt, const ss_handler *h)
         (opt->mode == SS_MODE_POOL && opt->pool_workers == 0) ||
         opt->pool_queue > UINT_MAX - opt->pool_workers || !stack_size_ok(opt->thread_stack_size) ||
         opt->peer_prefix6 > 128 || opt->max_packet_size > (1u << 30) ||
-        opt->stop_grace != opt->stop_grace || opt->workers > SS__WORKERS_MAX) {
+        opt->stop_grace != opt->stop_grace || opt->workers > SS__WORKERS_MAX ||
+        opt->batch > SS__BATCH_MAX) {
         errno = EINVAL;
         return NULL;
     }
@@ -698,8 +699,9 @@ int ss__admit_request(ss_server *srv, ss_request *req)
 static int handle_request_noblock(ss_server *srv)
 {
     /* A stopping server takes nothing more: a request accepted now could
-     * start after a graceful stop's cut and never be cut. */
-    if (ss__stop_requested(srv))
+     * start after a graceful stop's cut and never be cut. A graceful stop
+     * is marked a moment before the stop flag is set. */
+    if (ss__stop_requested(srv) || atomic_load(&srv->stopping) != 0)
         return 0;
     ss_request *req = srv->mode->acquire(srv);
     if (req == NULL) {
@@ -805,7 +807,10 @@ static int wait_ready(ss_server *srv, int timeout_ms)
 static int one_turn(ss_server *srv, int timeout_ms)
 {
     int r = 0;
-    if (!srv->mode->poll_first && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
+    /* Datagrams received in a batch and not handed out yet are requests
+     * waiting, whatever a poll of the socket would say. */
+    bool held = srv->transport->held != NULL && srv->transport->held(srv);
+    if ((!srv->mode->poll_first || held) && srv->backoff_ms == 0 && srv->mode_wait_fd < 0)
         r = handle_request_noblock(srv);
     if (r == 0 && wait_ready(srv, timeout_ms) > 0 && !ss__stop_requested(srv))
         r = handle_request_noblock(srv);
@@ -952,6 +957,24 @@ static int enter_loop(ss_server *srv)
     return 0;
 }
 
+/* Between these two the mode may take requests on its own (the datagram
+ * pool's workers receive themselves), and the transport may hold replies
+ * back (a batch's, sent together); the loop's end stops the one and sends
+ * the other. */
+static void loop_begin(ss_server *srv, bool once)
+{
+    if (srv->mode->loop_begin != NULL)
+        srv->mode->loop_begin(srv, once);
+}
+
+static void loop_end(ss_server *srv)
+{
+    if (srv->mode->loop_end != NULL)
+        srv->mode->loop_end(srv);
+    if (srv->transport->loop_end != NULL)
+        srv->transport->loop_end(srv);
+}
+
 static void leave_loop(ss_server *srv, bool clear_stop)
 {
     ss__loop_server = NULL;
@@ -981,14 +1004,15 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         interval_ms = (int)(poll_interval * 1000.0 + 0.5);
     int rc = 0;
 
-    /* Modes whose threads accept themselves start accepting now, and stop
-     * before the loop returns (or a graceful stop waits): nothing is taken
-     * off the listening socket while no loop serves. A pre-fork supervisor
-     * serves nothing itself: its workers do. */
+    /* Modes whose threads take requests themselves (threads that accept,
+     * pool workers that receive) start now, and stop before the loop
+     * returns (or a graceful stop waits): nothing is taken off the socket
+     * while no loop serves. A pre-fork supervisor serves nothing itself:
+     * its workers do. */
     if (ss__prefork_supervisor(srv))
         rc = ss__prefork_serve(srv, poll_interval);
-    else if (srv->mode->serve_begin != NULL)
-        srv->mode->serve_begin(srv);
+    else
+        loop_begin(srv, false);
     while (!ss__prefork_supervisor(srv) && !ss__stop_requested(srv)) {
         int r = one_turn(srv, interval_ms);
         if (r < 0) {
@@ -998,8 +1022,8 @@ int ss_serve_forever(ss_server *srv, double poll_interval)
         service_actions(srv);
     }
     int err = errno;
-    if (!ss__prefork_supervisor(srv) && srv->mode->serve_end != NULL)
-        srv->mode->serve_end(srv);
+    if (!ss__prefork_supervisor(srv))
+        loop_end(srv);
     finish_stop(srv);
     leave_loop(srv, true);
     errno = err;
@@ -1018,6 +1042,7 @@ int ss_handle_request(ss_server *srv)
     int rc = 0;
     bool stopped = false;
 
+    loop_begin(srv, true);
     for (;;) {
         if (ss__stop_requested(srv)) {
             stopped = true; /* consumed: the next call waits again */
@@ -1037,6 +1062,7 @@ int ss_handle_request(ss_server *srv)
         }
     }
     int err = errno;
+    loop_end(srv);
     if (stopped || ss__stop_requested(srv))
         finish_stop(srv);
     leave_loop(srv, stopped || ss__stop_requested(srv));
@@ -1161,6 +1187,8 @@ void ss_server_free(ss_server *srv)
     ss_server_close(srv);
     if (srv->mode->destroy != NULL)
         srv->mode->destroy(srv);
+    if (srv->transport->destroy != NULL)
+        srv->transport->destroy(srv);
     ss__limits_free(srv);
     ss__prefork_free(srv);
     ss__proxy_free(srv);
