@@ -441,6 +441,13 @@ int main(int argc, char **argv)
         ss_server_free(srv);
         return EXIT_CONFIG;
     }
+    if (privsep_listener_start() < 0) {
+        fprintf(stderr, FTPD_NAME ": dropping the listener's capabilities: %s\n",
+                strerror(errno));
+        ss_server_free(itls.srv);
+        ss_server_free(srv);
+        return EXIT_RUNTIME;
+    }
     if (install_signals(srv, &cfg) < 0) {
         fprintf(stderr, FTPD_NAME ": signals: %s\n", strerror(errno));
         ss_server_free(itls.srv);

@@ -70,9 +70,10 @@ static int keep_login_caps(void)
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 
-    /* The bounding set first, while CAP_SETPCAP is still held. */
+    /* The bounding set first, while CAP_SETPCAP is still held (a session
+     * of a listener that dropped already finds the set made). */
     for (int cap = 0; cap < PRIVSEP_CAP_MAX; cap++) {
-        if (login_cap(cap))
+        if (login_cap(cap) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) <= 0)
             continue;
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
             return -1;
@@ -87,6 +88,18 @@ static int keep_login_caps(void)
         data[cap / 32].permitted |= 1u << (cap % 32);
     }
     return (int)syscall(SYS_capset, &hdr, data);
+}
+
+int privsep_listener_start(void)
+{
+    if (!g_enabled || g_cfg->run_as[0] == '\0')
+        return 0;
+    /* Bound, and every session will drop: from now on the listener needs
+     * only to fork the sessions, which need what a login does; it stays
+     * uid 0 (its logs, the users file and the certificate are root's). */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || keep_login_caps() < 0)
+        return -1;
+    return 0;
 }
 
 int privsep_session_start(void)

@@ -35,6 +35,11 @@ void privsep_init(const ftpd_config *cfg);
  * process drops at its login. */
 bool privsep_enabled(void);
 
+/* The listener, once bound, when every session will drop (--run-as
+ * given): no_new_privs, and only the capabilities a login needs (which its
+ * session processes inherit). Returns 0, or -1 with errno. */
+int privsep_listener_start(void);
+
 /* In a new session process, before the client is read: no_new_privs,
  * (when every session drops, --run-as given) only the capabilities a login
  * needs, and (--seccomp) the login's filter. Returns 0, or -1 with errno:

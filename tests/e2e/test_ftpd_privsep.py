@@ -271,6 +271,11 @@ class PrivsepBase(unittest.TestCase):
 class PrivsepTest(PrivsepBase):
     def test_listener_stays_root(self):
         self.assertEqual(proc_ids(self.server.proc.pid, "Uid"), [0] * 4)
+        # ... with only what forking the sessions needs.
+        st = proc_status(self.server.proc.pid)
+        self.assertEqual(int(st["CapEff"], 16), LOGIN_CAPS, st["CapEff"])
+        self.assertEqual(int(st["CapBnd"], 16), LOGIN_CAPS, st["CapBnd"])
+        self.assertEqual(st["NoNewPrivs"], "1")
         self.assertIn("chrooted and become nobody at login", self.log_text())
 
     def test_before_login_root_with_login_caps_only(self):
