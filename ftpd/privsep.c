@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +81,18 @@ static int keep_login_caps(void)
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return -1;
+    /* Of those four, what this process has: a service manager may have
+     * bounded it further (the login then fails where it needs the rest). */
+    struct __user_cap_data_struct now[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, now) < 0)
+        return -1;
     memset(data, 0, sizeof(data));
     for (int cap = 0; cap < 32 * _LINUX_CAPABILITY_U32S_3; cap++) {
-        if (!login_cap(cap))
+        uint32_t bit = 1u << (cap % 32);
+        if (!login_cap(cap) || (now[cap / 32].permitted & bit) == 0)
             continue;
-        data[cap / 32].effective |= 1u << (cap % 32);
-        data[cap / 32].permitted |= 1u << (cap % 32);
+        data[cap / 32].effective |= bit;
+        data[cap / 32].permitted |= bit;
     }
     return (int)syscall(SYS_capset, &hdr, data);
 }
