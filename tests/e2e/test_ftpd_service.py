@@ -388,7 +388,7 @@ class UnitFileTest(unittest.TestCase):
         for line in ("ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict",
                      "NoNewPrivileges=yes", "PrivateTmp=yes",
                      "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID "
-                     "CAP_SYS_CHROOT CAP_CHOWN"):
+                     "CAP_SYS_CHROOT CAP_DAC_READ_SEARCH CAP_CHOWN"):
             self.assertIn("\n" + line + "\n", text)
         self.assertRegex(text, r"\nExecStart=/usr/local/sbin/sockserv-ftpd .*--syslog\n")
 
