@@ -268,6 +268,13 @@ void tls_conn_no_tickets(tls_conn *c)
     SSL_set_num_tickets(c->ssl, 0);
 }
 
+void tls_conn_ticket_on_next_write(tls_conn *c)
+{
+    /* TLS 1.3 only; with 1.2 the session id resumes again and again. */
+    if (SSL_version(c->ssl) >= TLS1_3_VERSION)
+        (void)SSL_new_session_ticket(c->ssl);
+}
+
 /* After a failed SSL call: EAGAIN with c->want set, 0 for the end of
  * input, or -1 with errno. */
 static ssize_t io_fail(tls_conn *c, int r)

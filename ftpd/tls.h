@@ -74,6 +74,11 @@ tls_conn *tls_conn_new(int fd, const unsigned char sid_ctx[TLS_SID_CTX_LEN], con
  * (curl and OpenSSL use a TLS 1.3 ticket once). */
 void tls_conn_no_tickets(tls_conn *c);
 
+/* Send a new TLS 1.3 ticket with the next write on c (the control
+ * connection's next reply): an upload's data connection carries none, and
+ * the client resumes its next data connection with this one. */
+void tls_conn_ticket_on_next_write(tls_conn *c);
+
 /* Run the handshake until deadline_ms (monotonic); a readable stop_fd
  * (>= 0) ends the wait with ECANCELED. Returns 0, or -1 with errno
  * (ETIMEDOUT, ECANCELED, ECONNRESET, EPROTO; the reason is logged under

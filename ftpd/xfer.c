@@ -353,8 +353,12 @@ static int start_data_tls(session *s, turn_state *ts, char direction)
         reply(s, 425, "Cannot open TLS data connection.");
         return -1;
     }
-    if (direction == 'i')
+    if (direction == 'i') {
+        /* No ticket on an upload's data connection (its client never reads
+         * it); the control connection's next reply brings one instead. */
         tls_conn_no_tickets(ts->tls);
+        tls_conn_ticket_on_next_write(s->ctrl_tls);
+    }
     if (tls_conn_handshake(ts->tls, deadline, stop_fd, s->peer_str) < 0) {
         if (errno == ECANCELED) {
             /* As for a transfer that has not begun: the session ends. */

@@ -265,6 +265,27 @@ class TlsCommandsTest(TlsBase):
         self.assertIn("data connection TLSv1.2, session resumed", log)
         self.assertRegex(log, r"tls=(ktls|userspace)")
 
+    def test_curl_uploads_then_download_in_one_run(self):
+        # One curl run, one control connection: two uploads and a download,
+        # each data connection resuming under --tls-require-reuse yes. An
+        # upload's data connection carries no TLS 1.3 ticket, so the next
+        # one resumes with the ticket the control connection's reply brought.
+        for extra in ([], ["--tls-max", "1.2"]):
+            a, b = T.random_bytes(70000, seed=1), T.random_bytes(90000, seed=2)
+            T.write(os.path.join(self.base, "one-a.bin"), a)
+            T.write(os.path.join(self.base, "one-b.bin"), b)
+            base = self.server.url("up/", self.user, self.password)
+            r = self.curl("--ssl-reqd", *extra, "-T",
+                          "{%s,%s}" % (os.path.join(self.base, "one-a.bin"),
+                                       os.path.join(self.base, "one-b.bin")),
+                          base, "-T", os.path.join(self.base, "one-a.bin"), base + "again.bin",
+                          self.server.url("hello.txt", self.user, self.password))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(T.read(self.path("up", "one-a.bin")), a)
+            self.assertEqual(T.read(self.path("up", "one-b.bin")), b)
+            self.assertEqual(T.read(self.path("up", "again.bin")), a)
+        self.assertNotIn("does not resume", self.log())
+
     def test_curl_ftp_ssl_control_clear_data(self):
         # --ftp-ssl-control: the login is protected, the data stays clear.
         r = self.curl("--ftp-ssl-control", self.server.url("hello.txt", self.user,
