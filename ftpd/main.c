@@ -442,8 +442,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (privsep_listener_start() < 0) {
-        fprintf(stderr, FTPD_NAME ": dropping the listener's capabilities: %s\n",
-                strerror(errno));
+        fprintf(stderr, FTPD_NAME ": dropping the listener's capabilities: %s\n", strerror(errno));
         ss_server_free(itls.srv);
         ss_server_free(srv);
         return EXIT_RUNTIME;
