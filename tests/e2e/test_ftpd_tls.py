@@ -536,6 +536,46 @@ class TlsNoReuseTest(TlsBase):
         self.assertIn("session new", self.log())
 
 
+class TlsReloadTest(TlsBase):
+    """SIGHUP loads a renewed certificate: new connections get it, a
+    session that began with the old one goes on; a broken file keeps the
+    certificate in use."""
+
+    def peer_cert(self):
+        c = self.tctl(login=False)
+        return c.sock.getpeercert(binary_form=True)
+
+    def wait_log(self, text, count):
+        deadline = time.monotonic() + T.timeout(10)
+        while self.log().count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.05)  # the log is a file: no event to wait on
+        self.assertGreaterEqual(self.log().count(text), count, self.log()[-2000:])
+
+    def test_sighup_renews_the_certificate(self):
+        import ssl as _ssl
+        first = self.peer_cert()
+        old = self.tctl()
+        # Renew: a new pair written over the configured files.
+        newdir = tempfile.mkdtemp(prefix="ftpd-tls-new-")
+        self.addCleanup(shutil.rmtree, newdir, True)
+        cert2, key2, _ = make_cert(newdir)
+        shutil.copyfile(cert2, self.cert)
+        shutil.copyfile(key2, self.key)
+        self.server.signal(signal.SIGHUP)
+        self.wait_log("TLS certificate reloaded", 1)
+        second = self.peer_cert()
+        self.assertNotEqual(first, second)
+        self.assertEqual(_ssl.DER_cert_to_PEM_cert(second).strip(),
+                         T.read(cert2).decode().strip())
+        # The session of the old certificate is still served.
+        self.assertEqual(old.cmd("PWD").code, 257)
+        # A broken file: the renewed certificate stays in use.
+        T.write(self.cert, b"not a certificate\n")
+        self.server.signal(signal.SIGHUP)
+        self.wait_log("TLS reload failed", 1)
+        self.assertEqual(self.peer_cert(), second)
+
+
 class TlsOffTest(T.ServerTestCase):
     def test_no_tls(self):
         c = self.ctl(login=False)
